@@ -1,0 +1,1 @@
+"""Audio sources: live capture and recordings behind one interface (see ``source.AudioSource``)."""

@@ -1,0 +1,193 @@
+"""The ``madoguchi`` command. Each subcommand is a thin shell over a module that does the work.
+
+Errors the firmware raises on purpose (``MadoguchiError``) are printed as one line naming what
+was wrong and what is allowed, with a non-zero exit; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from madoguchi import __version__
+from madoguchi.config import Settings, load_settings
+from madoguchi.errors import ConfigError, MadoguchiError
+
+log = logging.getLogger(__name__)
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config, system_layers=not args.no_system_config)
+    if not args.verbose:
+        logging.getLogger().setLevel(settings.log.level)
+    return settings
+
+
+def _setup_logging(verbose: int) -> None:
+    chosen = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=chosen, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file, system_layers=False)
+    print(f"{args.file}: ok ({settings.array.n_mics} mics, staff at {settings.sides.staff_azimuth_deg:g} deg, resident at {settings.sides.resident_azimuth_deg:g} deg, config {settings.digest()})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from madoguchi.replay import run_replay
+
+    settings = _settings(args)
+    count = run_replay(settings, args.input, sys.stdout, args.json)
+    log.info("%d utterances", count)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib.resources import as_file, files
+
+    from madoguchi.replay import run_replay
+
+    demo = files("madoguchi") / "data" / "demo"
+    with as_file(demo / "counter-demo.toml") as config, as_file(demo / "counter-demo.flac") as recording:
+        settings = load_settings(config, system_layers=False)
+        if not args.json:
+            print(f"Replaying {recording.name}: a Japanese clerk and an English-speaking resident at a 4-mic array\n")
+        run_replay(settings, recording, sys.stdout, args.json)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from madoguchi import calibrate
+    from madoguchi.replay import frontend_events
+
+    settings = _settings(args)
+    wide = calibrate.open_sectors(settings)
+    if args.live:
+        events = {side: _capture_side(wide, side, args.live) for side in ("staff", "resident")}
+    else:
+        events = {"staff": list(frontend_events(wide, args.staff)), "resident": list(frontend_events(wide, args.resident))}
+    staff, staff_spread = calibrate.side_azimuth("staff", events["staff"])
+    resident, resident_spread = calibrate.side_azimuth("resident", events["resident"])
+    calibrate.calibrated(settings, staff, resident)  # validates: sides must not coincide
+    for side, spread in (("staff", staff_spread), ("resident", resident_spread)):
+        if spread > calibrate.MAX_SPREAD_DEG:
+            log.warning("%s utterances spread over %.0f deg: was only one person speaking?", side, spread)
+    print(calibrate.sides_table(staff, resident), end="")
+    if args.write:
+        calibrate.write_sides(args.write, staff, resident)
+        print(f"# written to {args.write}")
+    return 0
+
+
+def _capture_side(settings: Settings, side: str, seconds: float) -> list:
+    from madoguchi.audio.capture import PyAudioSource
+    from madoguchi.replay import build_frontend
+
+    print(f"{side}: please speak normally for {seconds:g} seconds, starting now", file=sys.stderr)
+    frontend = build_frontend(settings)
+    events: list = []
+    captured = 0
+    with PyAudioSource(settings.audio, settings.array.n_mics) as source:
+        for block in source.blocks():
+            events += frontend.process(block)
+            captured += len(block)
+            if captured >= seconds * source.sample_rate:
+                break
+    return events + frontend.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from madoguchi.audio.capture import PyAudioSource
+    from madoguchi.audio.wav import WavSource
+    from madoguchi.daemon import serve
+    from madoguchi.sdnotify import SystemdNotifier
+
+    settings = _settings(args)
+    notifier = SystemdNotifier()
+    if args.replay:
+        source = WavSource(args.replay, settings.array.n_mics, settings.audio.channel_map, settings.audio.block_ms)
+    else:
+        source = PyAudioSource(settings.audio, settings.array.n_mics, on_state=lambda state: notifier.notify(status=f"audio: {state}"))
+    asyncio.run(serve(settings, source, sys.stdout, notifier))
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from madoguchi.audio.capture import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no input devices (is the mic array plugged in?)")
+    for device in devices:
+        print(f"{device.index:3d}  {device.name}  ({device.max_input_channels} ch, {device.default_sample_rate:g} Hz)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="madoguchi", description="Offline counter interpreter box.")
+    parser.add_argument("--version", action="version", version=f"madoguchi {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, help="TOML config; overrides /etc/madoguchi/madoguchi.toml and /boot/firmware/madoguchi.toml")
+        p.add_argument("--no-system-config", action="store_true", help="ignore the system config files (use only --config and defaults)")
+        return p
+
+    config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    check = config.add_parser("check", help="validate a config file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_config_check)
+
+    replay = with_config(sub.add_parser("replay", help="run the pipeline on a multichannel recording"))
+    replay.add_argument("input", type=Path, help="recording with one channel per mic (WAV, FLAC)")
+    replay.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    replay.add_argument("--stages", choices=("frontend",), default="frontend", help="stop after this stage (frontend: side detection, no models)")
+    replay.set_defaults(func=cmd_replay)
+
+    demo = sub.add_parser("demo", help="replay the bundled counter conversation (no hardware needed)")
+    demo.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    demo.set_defaults(func=cmd_demo)
+
+    cal = with_config(sub.add_parser("calibrate", help="learn the staff and resident azimuths"))
+    how = cal.add_mutually_exclusive_group(required=True)
+    how.add_argument("--live", type=float, metavar="SECONDS", help="capture each side speaking for SECONDS from the mic array")
+    how.add_argument("--staff", type=Path, help="recording of the staff side speaking (needs --resident)")
+    cal.add_argument("--resident", type=Path, help="recording of the resident side speaking")
+    cal.add_argument("--write", type=Path, metavar="CONFIG", help="store the result in this config file")
+    cal.set_defaults(func=cmd_calibrate)
+
+    run = with_config(sub.add_parser("run", help="run the box (live capture; systemd service)"))
+    run.add_argument("--replay", type=Path, help="feed a recording instead of the mic array")
+    run.set_defaults(func=cmd_run)
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.set_defaults(func=cmd_devices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "staff", None) and not getattr(args, "resident", None):
+        parser.error("--staff needs --resident")
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"madoguchi: config error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MadoguchiError as err:
+        print(f"madoguchi: error [{err.code}]: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,247 @@
+"""Settings: one frozen dataclass per subsystem, loaded and validated from one TOML file.
+
+Each field's ``metadata["allowed"]`` is a predicate plus the sentence shown when it fails, so
+the allowed values are defined once, next to the default, and every error names the file, the
+``[table] key`` and what is allowed. Cross-field rules (geometry, side azimuths) live in
+``_check_*`` functions that report the same way.
+
+Files are layered: defaults < ``/etc/madoguchi/madoguchi.toml`` < ``/boot/firmware/madoguchi.toml``
+(so an admin can override a flashed image from the SD card's boot partition) < ``--config``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from madoguchi.errors import ConfigError, ConfigProblem
+
+SYSTEM_CONFIG = Path("/etc/madoguchi/madoguchi.toml")
+BOOT_CONFIG = Path("/boot/firmware/madoguchi.toml")
+PROCESSING_RATE_HZ = 16000  # Silero VAD and Whisper both want 16 kHz
+
+
+def _allowed(check: Callable[[Any], bool], text: str) -> dict[str, Any]:
+    return {"allowed": (check, text)}
+
+
+def _between(lo: float, hi: float) -> dict[str, Any]:
+    return _allowed(lambda v: lo <= v <= hi, f"a number from {lo:g} to {hi:g}")
+
+
+_SQUARE_4MIC_32MM = tuple(
+    (round(0.032 * math.cos(math.radians(a)), 6), round(0.032 * math.sin(math.radians(a)), 6), 0.0)
+    for a in (0, 90, 180, 270)
+)
+
+
+@dataclass(frozen=True)
+class ArraySettings:
+    """Mic geometry in metres in the array's own frame, in captured channel order."""
+
+    mic_positions_m: tuple[tuple[float, float, float], ...] = _SQUARE_4MIC_32MM
+    speed_of_sound_m_s: float = field(default=343.0, metadata=_between(300.0, 400.0))
+
+    @property
+    def n_mics(self) -> int:
+        return len(self.mic_positions_m)
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """Live capture. Replay ignores everything here but ``channel_map``."""
+
+    device: str = ""  # substring of the input device name; "" = the default input device
+    sample_rate_hz: int = field(default=16000, metadata=_between(8000, 192000))
+    channels: int = field(default=0, metadata=_between(0, 32))  # 0 = one per mic
+    channel_map: tuple[int, ...] = ()  # captured channel of each mic, in geometry order; () = 0..N-1
+    block_ms: int = field(default=32, metadata=_between(8, 500))
+    reopen_interval_s: float = field(default=2.0, metadata=_between(0.1, 60.0))
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """Silero VAD thresholds and the endpointer's timing (all in ms of audio, never wall time)."""
+
+    speech_threshold: float = field(default=0.5, metadata=_between(0.05, 0.99))
+    silence_threshold: float = field(default=0.35, metadata=_between(0.01, 0.99))
+    min_speech_ms: int = field(default=64, metadata=_between(0, 2000))
+    hangover_ms: int = field(default=320, metadata=_between(32, 3000))
+    pre_roll_ms: int = field(default=256, metadata=_between(0, 2000))
+    min_utterance_ms: int = field(default=160, metadata=_between(0, 5000))
+    max_utterance_s: float = field(default=20.0, metadata=_between(1.0, 120.0))
+    energy_gate_db: float = field(default=6.0, metadata=_between(0.0, 40.0))
+    hold_gate_db: float = field(default=3.0, metadata=_between(-20.0, 40.0))
+
+
+@dataclass(frozen=True)
+class SidesSettings:
+    """Where each side sits, seen from the array: degrees CCW from the array's +x axis."""
+
+    staff_azimuth_deg: float = field(default=270.0, metadata=_between(-360.0, 360.0))
+    resident_azimuth_deg: float = field(default=90.0, metadata=_between(-360.0, 360.0))
+    max_offset_deg: float = field(default=70.0, metadata=_between(10.0, 90.0))
+    min_confidence: float = field(default=0.1, metadata=_between(0.0, 1.0))
+    min_frequency_hz: float = field(default=200.0, metadata=_between(50.0, 2000.0))
+    max_frequency_hz: float = field(default=6000.0, metadata=_between(1000.0, 8000.0))
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = field(default="INFO", metadata=_allowed(lambda v: v in _LOG_LEVELS, f"one of {', '.join(_LOG_LEVELS)}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration: one frozen dataclass per TOML table."""
+
+    array: ArraySettings = ArraySettings()
+    audio: AudioSettings = AudioSettings()
+    vad: VadSettings = VadSettings()
+    sides: SidesSettings = SidesSettings()
+    log: LogSettings = LogSettings()
+    sources: tuple[str, ...] = ()  # the files this was loaded from, in layering order
+
+    def digest(self) -> str:
+        """A short hash of the effective settings (for status reports and caches)."""
+        return hashlib.sha256(repr(self.__class__(**{**self.__dict__, "sources": ()})).encode()).hexdigest()[:12]
+
+
+_TABLES: dict[str, type] = {
+    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "sources"
+}
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """Convert a TOML value to the annotated type or raise ValueError saying what was expected."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError("expected true or false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError("expected a whole number")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise ValueError("expected a number")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("expected a string in quotes")
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ValueError("expected a list [ ... ]")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise ValueError(f"expected a list of {len(args)} values")
+        return tuple(_coerce(v, a) for v, a in zip(value, args))
+    raise TypeError(f"unsupported setting type {annotation!r}")  # a programming error, not user input
+
+
+def _describe(annotation: Any) -> str:
+    if annotation == tuple[tuple[float, float, float], ...]:
+        return "a list of [x, y, z] positions in metres"
+    if annotation == tuple[int, ...]:
+        return "a list of whole numbers"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[annotation]
+
+
+def _parse_table(cls: type, table: str, raw: Any, origin: dict[str, str], problems: list[ConfigProblem]) -> dict[str, Any]:
+    """Validate one TOML table against its dataclass; returns the accepted values."""
+    if not isinstance(raw, dict):
+        problems.append(ConfigProblem(origin.get(table, "?"), f"[{table}]", "expected a table"))
+        return {}
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    accepted: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = origin.get(f"{table}.{key}", "?")
+        if key not in known:
+            problems.append(ConfigProblem(where, f"[{table}] {key}", f"unknown key; allowed keys: {', '.join(known)}"))
+            continue
+        try:
+            coerced = _coerce(value, hints[key])
+        except ValueError as err:
+            problems.append(ConfigProblem(where, f"[{table}] {key}", f"{err}, got {value!r}; allowed: {_describe(hints[key])}"))
+            continue
+        check = known[key].metadata.get("allowed")
+        if check and not check[0](coerced):
+            problems.append(ConfigProblem(where, f"[{table}] {key}", f"{value!r} is not allowed; allowed: {check[1]}"))
+            continue
+        accepted[key] = coerced
+    return accepted
+
+
+def _merge(layers: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Overlay TOML documents table by table, remembering which file set each key."""
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for name, doc in layers:
+        for table, body in doc.items():
+            origin.setdefault(table, name)
+            if isinstance(body, dict) and isinstance(merged.get(table, {}), dict):
+                merged.setdefault(table, {}).update(body)
+                for key in body:
+                    origin[f"{table}.{key}"] = name
+            else:
+                merged[table] = body
+                origin[table] = name
+    return merged, origin
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file; any failure is a ConfigError naming the file (and line if known)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError([ConfigProblem(str(path), "", "file not found")]) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([ConfigProblem(str(path), "", f"cannot read it as UTF-8 text: {err}")]) from err
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([ConfigProblem(str(path), "", f"not valid TOML: {err}")]) from err
+
+
+def settings_from_layers(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
+    """Build validated Settings from (name, parsed TOML) layers, lowest priority first."""
+    merged, origin = _merge(layers)
+    problems: list[ConfigProblem] = []
+    tables: dict[str, Any] = {}
+    for table, raw in merged.items():
+        if table not in _TABLES:
+            problems.append(ConfigProblem(origin[table], f"[{table}]", f"unknown table; allowed tables: {', '.join(_TABLES)}"))
+            continue
+        tables[table] = _TABLES[table](**_parse_table(_TABLES[table], table, raw, origin, problems))
+    settings = Settings(**tables, sources=tuple(name for name, _ in layers))
+    from madoguchi.geometry import check_geometry  # geometry imports config types; import late
+
+    problems += [ConfigProblem(origin.get(f"{t}.{k}", origin.get(t, "defaults")), f"[{t}] {k}", m) for t, k, m in check_geometry(settings)]
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def default_paths() -> list[Path]:
+    return [p for p in (SYSTEM_CONFIG, BOOT_CONFIG) if p.is_file()]
+
+
+def load_settings(explicit: Path | None = None, *, system_layers: bool = True) -> Settings:
+    """Load the layered configuration; ``explicit`` (``--config``) wins over the system files."""
+    paths = default_paths() if system_layers else []
+    if explicit is not None:
+        paths.append(explicit)
+    return settings_from_layers([(str(p), read_toml(p)) for p in paths])

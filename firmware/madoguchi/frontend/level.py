@@ -1,0 +1,54 @@
+"""Frame level and the background level it is compared with.
+
+The background is a high percentile of the levels of recent frames that were not part of an
+utterance: in a quiet office that is the noise floor, beside a busy counter it is how loud the
+neighbours' babble gets (a median would sit in the babble's pauses and let its peaks through). Speech
+must stand ``energy_gate_db`` above it to open an utterance, which is what keeps distant
+talkers (quieter at the array than the two people at this counter) from opening one. It also
+decides when the comparatively costly neural VAD needs to run at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SILENT_DB = -100.0
+
+
+def frame_level_db(frame: np.ndarray) -> float:
+    """RMS level in dBFS of a mono float frame."""
+    power = float(np.mean(np.square(frame, dtype=np.float64)))
+    return max(SILENT_DB, 10.0 * np.log10(power + 1e-12))
+
+
+import os
+BACKGROUND_PERCENTILE = float(os.environ.get("BGP", "80"))
+
+
+class BackgroundLevel:
+    """Running percentile of non-speech frame levels over a window of frames (no clock).
+
+    Until ``settle_frames`` frames have been seen the estimate is not trusted (``settled`` is
+    False): speech cannot be told from background before the background is known.
+    """
+
+    def __init__(self, window_frames: int, settle_frames: int = 8, update_every: int = 4) -> None:
+        self._levels = np.full(window_frames, np.nan)
+        self._next = 0
+        self._seen = 0
+        self._settle = settle_frames
+        self._update_every = update_every
+        self.db = SILENT_DB
+
+    @property
+    def settled(self) -> bool:
+        return self._seen >= self._settle
+
+    def update(self, level_db: float) -> float:
+        self._levels[self._next] = level_db
+        self._next = (self._next + 1) % len(self._levels)
+        self._seen += 1
+        # The first frames set the estimate at once; after that every few frames is plenty.
+        if self._seen <= self._settle or self._seen % self._update_every == 0:
+            self.db = float(np.nanpercentile(self._levels, BACKGROUND_PERCENTILE))
+        return self.db

@@ -1,0 +1,209 @@
+"""The streaming front end: multichannel blocks in, utterances with a side and a beam out.
+
+Per 32 ms frame: level against the background, Silero VAD (skipped while the room is too quiet
+for speech to open an utterance, which is most of a counter's day), the endpointer, and, for
+speech frames, PHAT cross-spectra into the open utterance's DOA accumulator. When the endpointer
+closes an utterance, the steered response picks the side and a delay-and-sum beam toward the
+talker becomes its audio. Live capture and replay both call ``process`` with whatever blocks
+their source yields; nothing here looks ahead or reads a clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import numpy as np
+
+from madoguchi.config import PROCESSING_RATE_HZ, Settings
+from madoguchi.events import FrontendEvent, Side, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.frontend import endpoint
+from madoguchi.frontend.beam import delay_and_sum
+from madoguchi.frontend.doa import SrpPhat
+from madoguchi.frontend.level import BackgroundLevel, frame_level_db
+from madoguchi.frontend.sides import decide_side
+from madoguchi.frontend.spatial import SpatialGate
+from madoguchi.frontend.vad import FRAME_SAMPLES
+from madoguchi.timing import StageTimer
+
+FRAME_S = FRAME_SAMPLES / PROCESSING_RATE_HZ
+BACKGROUND_WINDOW_S = 4.0
+TAIL_MS = 160  # audio kept after the last speech frame so ASR hears the word's end
+WARMUP_FRAMES = 2
+BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s  # frames replayed into Silero when it resumes after skipped quiet frames
+
+
+class _FrameRing:
+    """The last N frames of multichannel audio, addressed by absolute frame index."""
+
+    def __init__(self, n_frames: int, channels: int) -> None:
+        self._data = np.zeros((n_frames, FRAME_SAMPLES, channels), np.float32)
+
+    def put(self, index: int, frame: np.ndarray) -> None:
+        self._data[index % len(self._data)] = frame
+
+    def get(self, index: int) -> np.ndarray:
+        return self._data[index % len(self._data)]
+
+    def span(self, first: int, stop: int) -> np.ndarray:
+        first = max(first, stop - len(self._data))
+        return np.concatenate([self._data[i % len(self._data)] for i in range(first, stop)]) if stop > first else np.zeros((0, self._data.shape[2]), np.float32)
+
+
+class Frontend:
+    """Frames to utterances for one array; feed it with ``process`` and end with ``flush``."""
+
+    def __init__(self, settings: Settings, vad: Callable[[np.ndarray], float], timer: StageTimer | None = None) -> None:
+        self.settings = settings
+        self._vad = vad
+        self._timer = timer
+        self._positions = np.asarray(settings.array.mic_positions_m, dtype=float)
+        self._timing = endpoint.EndpointTiming.from_settings(settings.vad, FRAME_S * 1000)
+        self._srp = SrpPhat(self._positions, PROCESSING_RATE_HZ, FRAME_SAMPLES, settings.array.speed_of_sound_m_s, (settings.sides.min_frequency_hz, settings.sides.max_frequency_hz))
+        self._gate = SpatialGate(self._srp, settings.sides, PROCESSING_RATE_HZ, settings.array.speed_of_sound_m_s)
+        self._pre_roll = round(settings.vad.pre_roll_ms / 1000 / FRAME_S)
+        self._tail = round(TAIL_MS / 1000 / FRAME_S)
+        ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._pre_roll + WARMUP_FRAMES + 2
+        self._ring = _FrameRing(ring_frames, settings.array.n_mics)
+        self._background = BackgroundLevel(round(BACKGROUND_WINDOW_S / FRAME_S))
+        self._state = endpoint.EndpointState()
+        self._pending = np.zeros((0, settings.array.n_mics), np.float32)
+        self._frame = 0  # index of the next frame
+        self._vad_ran_last_frame = False
+        self._onset: deque[tuple[int, np.ndarray]] = deque(maxlen=self._timing.min_speech_frames + 1)
+        self._accumulated: np.ndarray | None = None
+        self._previous_side: Side | None = None
+        self._background_power: np.ndarray | None = None
+
+    def _stage(self, name: str) -> AbstractContextManager[None]:
+        return self._timer.stage(name) if self._timer else contextlib.nullcontext()
+
+    @property
+    def audio_time_s(self) -> float:
+        return self._frame * FRAME_S
+
+    def process(self, block: np.ndarray) -> list[FrontendEvent]:
+        """Feed (samples, mics) float32 at 16 kHz; returns the events completed by this block."""
+        if block.ndim != 2 or block.shape[1] != self.settings.array.n_mics:
+            raise ValueError(f"expected blocks of shape (samples, {self.settings.array.n_mics}), got {block.shape}")
+        data = np.concatenate([self._pending, block]) if len(self._pending) else block
+        n_frames = len(data) // FRAME_SAMPLES
+        events: list[FrontendEvent] = []
+        for k in range(n_frames):
+            events += self._process_frame(data[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])
+        self._pending = data[n_frames * FRAME_SAMPLES :].copy()
+        return events
+
+    def flush(self) -> list[FrontendEvent]:
+        """End of stream: close whatever utterance is still open."""
+        self._state, ep_events = endpoint.finish(self._state, self._timing)
+        return self._handle(ep_events)
+
+    def _speech_probability(self, index: int, mono: np.ndarray) -> float:
+        with self._stage("vad"):
+            if not self._vad_ran_last_frame:
+                # Silero is recurrent: after skipped frames, restart it on the frames just before.
+                reset = getattr(self._vad, "reset", None)
+                if reset:
+                    reset()
+                for back in range(WARMUP_FRAMES, 0, -1):
+                    if index - back >= 0:
+                        self._vad(self._ring.get(index - back).mean(axis=1))
+            self._vad_ran_last_frame = True
+            return self._vad(mono)
+
+    def _evidence(self, index: int, frame: np.ndarray) -> tuple[endpoint.FrameEvidence, np.ndarray | None]:
+        """Level, direction and VAD for one frame, cheapest first; also its PHAT cross-spectra."""
+        with self._stage("level"):
+            mono = frame.mean(axis=1)
+            level = frame_level_db(mono)
+            settling = not self._background.settled
+            if settling:
+                self._background.update(level)
+            # Until the background is known nothing counts as standing above it.
+            above = -np.inf if settling else level - self._background.db
+        listening = self._state.phase is not endpoint.Phase.SILENCE
+        if not listening and above < self._timing.start_gate_db:
+            # Too quiet to open an utterance (most of a counter's day): skip direction and VAD.
+            self._vad_ran_last_frame = False
+            return endpoint.FrameEvidence(0.0, above), None
+        with self._stage("spatial"):
+            spectra = self._srp.spectra(frame)
+            cross = self._srp.cross_spectra(spectra, self._background_power)
+            from_a_side = self._gate.score(cross) > 0.0
+        return endpoint.FrameEvidence(self._speech_probability(index, mono), above, from_a_side), cross
+
+    def _process_frame(self, frame: np.ndarray) -> list[FrontendEvent]:
+        index = self._frame
+        self._frame += 1
+        self._ring.put(index, frame)
+        evidence, cross = self._evidence(index, frame)
+        with self._stage("endpoint"):
+            speech = endpoint.is_speech_frame(self._state, evidence, self._timing)
+            if self._state.phase is endpoint.Phase.SILENCE and not speech and np.isfinite(evidence.above_background_db):
+                self._background.update(evidence.above_background_db + self._background.db)
+                self._learn_background_power(index, frame)
+            self._state, ep_events = endpoint.step(self._state, index, evidence, self._timing)
+        if speech and cross is not None:
+            with self._stage("doa"):
+                # Frames that stand well above the background carry the talker, not the room.
+                weighted = (evidence.probability * float(np.clip(evidence.above_background_db / 6.0, 0.25, 4.0))) * cross
+                if self._accumulated is not None:
+                    self._accumulated += weighted
+                else:
+                    self._onset.append((index, weighted))
+        return self._handle(ep_events)
+
+    def _learn_background_power(self, index: int, frame: np.ndarray) -> None:
+        """Average power spectrum of the room without us: noise, babble (every other frame)."""
+        if index % 2:
+            return
+        with self._stage("spatial"):
+            power = self._srp.band_power(self._srp.spectra(frame))
+            if self._background_power is None:
+                self._background_power = power
+            else:
+                self._background_power += BACKGROUND_POWER_RATE * (power - self._background_power)
+
+    def _handle(self, ep_events: tuple[endpoint.Event, ...]) -> list[FrontendEvent]:
+        events: list[FrontendEvent] = []
+        for event in ep_events:
+            if isinstance(event, endpoint.Opened):
+                self._accumulated = sum((c for i, c in self._onset if i >= event.start), self._srp.empty())
+                self._onset.clear()
+                events.append(SpeechStarted(round(event.start * FRAME_S, 3)))
+            elif isinstance(event, endpoint.Discarded):
+                self._accumulated = None
+                events.append(UtteranceRejected(event.start * FRAME_S, event.end * FRAME_S, "too_short"))
+            else:
+                events.append(self._finish_utterance(event))
+        return events
+
+    def _finish_utterance(self, closed: endpoint.Closed) -> Utterance | UtteranceRejected:
+        accumulated = self._accumulated
+        self._accumulated = None
+        start_s, end_s = closed.start * FRAME_S, closed.end * FRAME_S
+        with self._stage("doa"):
+            decision = decide_side(self._srp.response(accumulated), self.settings.sides, self._previous_side)
+        if decision.off_counter:
+            return UtteranceRejected(start_s, end_s, "off_counter", decision.azimuth_deg)
+        self._previous_side = decision.side
+        with self._stage("beam"):
+            first = max(0, closed.start - self._pre_roll)
+            stop = min(self._frame, closed.end + self._tail)
+            audio = delay_and_sum(self._ring.span(first, stop), self._positions, decision.azimuth_deg, decision.elevation_deg, PROCESSING_RATE_HZ, self.settings.array.speed_of_sound_m_s)
+        return Utterance(
+            start_s=round(start_s, 3),
+            end_s=round(end_s, 3),
+            side=decision.side,
+            azimuth_deg=decision.azimuth_deg,
+            elevation_deg=decision.elevation_deg,
+            side_confidence=decision.confidence,
+            side_held=decision.held,
+            decided_at_s=round(self._frame * FRAME_S, 3),
+            close_reason=closed.reason,
+            audio_start_s=round(first * FRAME_S, 3),
+            audio=audio,
+        )

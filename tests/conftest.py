@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests run against the real parts: Silero VAD, pyroomacoustics scenes, PulseAudio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # makes tests.sim importable without installing it
+
+from madoguchi.frontend.vad import SileroVad  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def silero() -> SileroVad:
+    return SileroVad()
+
+
+@pytest.fixture()
+def write_config(tmp_path: Path):
+    def write(text: str, name: str = "madoguchi.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

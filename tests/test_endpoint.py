@@ -1,0 +1,103 @@
+"""The endpointer as a pure state machine, on synthetic per-frame sequences (32 ms frames)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from madoguchi.config import VadSettings
+from madoguchi.frontend import endpoint
+from madoguchi.frontend.endpoint import Closed, Discarded, EndpointTiming, FrameEvidence, Opened
+
+FRAME_MS = 32.0
+TIMING = EndpointTiming.from_settings(VadSettings(min_speech_ms=64, hangover_ms=320, min_utterance_ms=160, max_utterance_s=2.0), FRAME_MS)
+
+
+def run(probabilities: list[float], above_db: list[float] | None = None, from_a_side: list[bool] | None = None, timing: EndpointTiming = TIMING) -> list[tuple[int, endpoint.Event]]:
+    """Feed a sequence (20 dB above background and from a side unless given); returns (frame out, event)."""
+    state = endpoint.EndpointState()
+    out: list[tuple[int, endpoint.Event]] = []
+    for i, p in enumerate(probabilities):
+        evidence = FrameEvidence(p, 20.0 if above_db is None else above_db[i], True if from_a_side is None else from_a_side[i])
+        state, events = endpoint.step(state, i, evidence, timing)
+        out += [(i, e) for e in events]
+    state, events = endpoint.finish(state, timing)
+    return out + [(len(probabilities), e) for e in events]
+
+
+def test_timing_in_frames() -> None:
+    assert (TIMING.min_speech_frames, TIMING.hangover_frames, TIMING.min_utterance_frames, TIMING.max_utterance_frames) == (2, 10, 5, 62)
+
+
+def test_one_utterance_closes_after_hangover() -> None:
+    events = run([0.0] * 5 + [0.9] * 20 + [0.0] * 15)
+    assert events == [(6, Opened(5)), (34, Closed(5, 25, "silence"))]
+    # Decided hangover_frames after the last speech frame: 10 x 32 ms = 320 ms < 400 ms.
+    assert (34 - 24) * FRAME_MS <= 400
+
+
+def test_short_pause_inside_hangover_keeps_one_utterance() -> None:
+    events = run([0.9] * 10 + [0.1] * 6 + [0.9] * 10 + [0.0] * 12)
+    assert [e for _, e in events] == [Opened(0), Closed(0, 26, "silence")]
+
+
+def test_hysteresis_low_threshold_continues_speech() -> None:
+    # 0.4 is below the start threshold (0.5) but above the continue threshold (0.35).
+    events = run([0.9] * 5 + [0.4] * 10 + [0.0] * 12)
+    assert [e for _, e in events] == [Opened(0), Closed(0, 15, "silence")]
+    assert run([0.4] * 30) == []
+
+
+def test_single_frame_blip_never_opens() -> None:
+    assert run([0.0, 0.95, 0.0, 0.0, 0.97, 0.0] * 5) == []
+
+
+def test_short_burst_is_discarded() -> None:
+    events = run([0.9] * 3 + [0.0] * 12)
+    assert [e for _, e in events] == [Opened(0), Discarded(0, 3)]
+
+
+def test_level_gates_start_and_hold() -> None:
+    probabilities = [0.9] * 20 + [0.0] * 12
+    # Babble: speech to the VAD, but no louder than the background it makes.
+    assert run(probabilities, above_db=[1.0] * 32) == []
+    # Starts 8 dB up, goes on 4 dB up (above the 3 dB hold gate): one utterance.
+    assert [e for _, e in run(probabilities, [8.0, 8.0] + [4.0] * 30)] == [Opened(0), Closed(0, 20, "silence")]
+    # Starts 8 dB up, then sinks into the background: ends where it sank.
+    assert [e for _, e in run(probabilities, [8.0] * 8 + [1.0] * 24)] == [Opened(0), Closed(0, 8, "silence")]
+
+
+def test_sound_from_outside_both_sides_neither_opens_nor_holds() -> None:
+    probabilities = [0.9] * 20 + [0.0] * 12
+    assert run(probabilities, from_a_side=[False] * 32) == []
+    # The talker stops at frame 8 while babble from the side goes on: the utterance ends there.
+    assert [e for _, e in run([0.9] * 32, from_a_side=[True] * 8 + [False] * 24)] == [Opened(0), Closed(0, 8, "silence")]
+
+
+def test_max_length_splits_without_losing_frames() -> None:
+    events = [e for _, e in run([0.9] * 100 + [0.0] * 12)]
+    assert events == [Opened(0), Closed(0, 62, "max_length"), Opened(62), Closed(62, 100, "silence")]
+
+
+def test_end_of_stream_closes_open_utterance() -> None:
+    assert [e for _, e in run([0.9] * 10)] == [Opened(0), Closed(0, 10, "end_of_stream")]
+
+
+@given(st.lists(st.floats(0.0, 1.0), max_size=400))
+def test_invariants_on_any_sequence(probabilities: list[float]) -> None:
+    events = [e for _, e in run(probabilities)]
+    # Strict alternation Opened -> (Closed | Discarded), utterances in order and not overlapping.
+    last_end = 0
+    is_open = False
+    for e in events:
+        if isinstance(e, Opened):
+            assert not is_open and e.start >= last_end
+            is_open = True
+        else:
+            assert is_open and e.start < e.end <= len(probabilities)
+            assert e.end - e.start <= TIMING.max_utterance_frames
+            if isinstance(e, Closed):
+                assert e.end - e.start >= TIMING.min_utterance_frames
+            last_end = e.end
+            is_open = False
+    assert not is_open
