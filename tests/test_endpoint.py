@@ -13,12 +13,12 @@ FRAME_MS = 32.0
 TIMING = EndpointTiming.from_settings(VadSettings(min_speech_ms=64, hangover_ms=320, min_utterance_ms=160, max_utterance_s=2.0), FRAME_MS)
 
 
-def run(probabilities: list[float], above_db: list[float] | None = None, from_a_side: list[bool] | None = None, timing: EndpointTiming = TIMING) -> list[tuple[int, endpoint.Event]]:
-    """Feed a sequence (20 dB above background and from a side unless given); returns (frame out, event)."""
+def run(probabilities: list[float], above_db: list[float] | None = None, sides: list[str | None] | None = None, timing: EndpointTiming = TIMING) -> list[tuple[int, endpoint.Event]]:
+    """Feed a sequence (20 dB above background, from the staff side unless given); returns (frame out, event)."""
     state = endpoint.EndpointState()
     out: list[tuple[int, endpoint.Event]] = []
     for i, p in enumerate(probabilities):
-        evidence = FrameEvidence(p, 20.0 if above_db is None else above_db[i], True if from_a_side is None else from_a_side[i])
+        evidence = FrameEvidence(p, 20.0 if above_db is None else above_db[i], "staff" if sides is None else sides[i])
         state, events = endpoint.step(state, i, evidence, timing)
         out += [(i, e) for e in events]
     state, events = endpoint.finish(state, timing)
@@ -26,7 +26,7 @@ def run(probabilities: list[float], above_db: list[float] | None = None, from_a_
 
 
 def test_timing_in_frames() -> None:
-    assert (TIMING.min_speech_frames, TIMING.hangover_frames, TIMING.min_utterance_frames, TIMING.max_utterance_frames) == (2, 10, 5, 62)
+    assert (TIMING.min_speech_frames, TIMING.hangover_frames, TIMING.min_utterance_frames, TIMING.max_utterance_frames, TIMING.turn_frames) == (2, 10, 5, 62, 7)
 
 
 def test_one_utterance_closes_after_hangover() -> None:
@@ -69,9 +69,29 @@ def test_level_gates_start_and_hold() -> None:
 
 def test_sound_from_outside_both_sides_neither_opens_nor_holds() -> None:
     probabilities = [0.9] * 20 + [0.0] * 12
-    assert run(probabilities, from_a_side=[False] * 32) == []
-    # The talker stops at frame 8 while babble from the side goes on: the utterance ends there.
-    assert [e for _, e in run([0.9] * 32, from_a_side=[True] * 8 + [False] * 24)] == [Opened(0), Closed(0, 8, "silence")]
+    assert run(probabilities, sides=[None] * 32) == []
+    # The talker stops at frame 8 while babble from elsewhere goes on: the utterance ends there.
+    assert [e for _, e in run([0.9] * 32, sides=["staff"] * 8 + [None] * 24)] == [Opened(0), Closed(0, 8, "silence")]
+
+
+def test_change_of_side_without_a_pause_is_a_new_turn() -> None:
+    # Staff for 20 frames, the resident answers at once for 20, then silence.
+    sides = ["staff"] * 20 + ["resident"] * 20 + [None] * 12
+    events = run([0.9] * 40 + [0.0] * 12, sides=sides)
+    # Recognised turn_frames (7) into the answer, and the answer starts where it began.
+    assert events == [(1, Opened(0)), (26, Closed(0, 20, "turn")), (26, Opened(20)), (49, Closed(20, 40, "silence"))]
+
+
+def test_stray_frames_from_the_other_side_do_not_split() -> None:
+    sides = (["staff"] * 3 + ["resident"] * 2) * 8  # reverberation flips a few frames
+    events = [e for _, e in run([0.9] * 40 + [0.0] * 12, sides=sides + [None] * 12)]
+    assert events == [Opened(0), Closed(0, 40, "silence")]
+
+
+def test_a_wrong_first_frame_relabels_instead_of_splitting() -> None:
+    sides = ["resident"] * 2 + ["staff"] * 30
+    events = [e for _, e in run([0.9] * 32 + [0.0] * 12, sides=sides + [None] * 12)]
+    assert events == [Opened(0), Closed(0, 32, "silence")]
 
 
 def test_max_length_splits_without_losing_frames() -> None:

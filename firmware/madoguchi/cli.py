@@ -45,7 +45,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from madoguchi.replay import run_replay
 
     settings = _settings(args)
-    count = run_replay(settings, args.input, sys.stdout, args.json)
+    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime)
     log.info("%d utterances", count)
     return 0
 
@@ -106,14 +106,14 @@ def _capture_side(settings: Settings, side: str, seconds: float) -> list:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from madoguchi.audio.capture import PyAudioSource
-    from madoguchi.audio.wav import WavSource
     from madoguchi.daemon import serve
+    from madoguchi.replay import recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     settings = _settings(args)
     notifier = SystemdNotifier()
     if args.replay:
-        source = WavSource(args.replay, settings.array.n_mics, settings.audio.channel_map, settings.audio.block_ms)
+        source = recording_source(settings, args.replay, realtime=True)
     else:
         source = PyAudioSource(settings.audio, settings.array.n_mics, on_state=lambda state: notifier.notify(status=f"audio: {state}"))
     asyncio.run(serve(settings, source, sys.stdout, notifier))
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("input", type=Path, help="recording with one channel per mic (WAV, FLAC)")
     replay.add_argument("--json", action="store_true", help="one JSON object per utterance")
     replay.add_argument("--stages", choices=("frontend",), default="frontend", help="stop after this stage (frontend: side detection, no models)")
+    replay.add_argument("--realtime", action="store_true", help="pace the recording like live audio")
     replay.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="replay the bundled counter conversation (no hardware needed)")
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=cmd_calibrate)
 
     run = with_config(sub.add_parser("run", help="run the box (live capture; systemd service)"))
-    run.add_argument("--replay", type=Path, help="feed a recording instead of the mic array")
+    run.add_argument("--replay", type=Path, help="feed a recording, paced like live audio, instead of the mic array")
     run.set_defaults(func=cmd_run)
 
     devices = sub.add_parser("devices", help="list audio input devices")

@@ -75,8 +75,9 @@ class VadSettings:
     pre_roll_ms: int = field(default=256, metadata=_between(0, 2000))
     min_utterance_ms: int = field(default=160, metadata=_between(0, 5000))
     max_utterance_s: float = field(default=20.0, metadata=_between(1.0, 120.0))
-    energy_gate_db: float = field(default=6.0, metadata=_between(0.0, 40.0))
-    hold_gate_db: float = field(default=3.0, metadata=_between(-20.0, 40.0))
+    energy_gate_db: float = field(default=3.0, metadata=_between(0.0, 40.0))
+    hold_gate_db: float = field(default=0.0, metadata=_between(-20.0, 40.0))
+    turn_change_ms: int = field(default=224, metadata=_between(64, 2000))
 
 
 @dataclass(frozen=True)

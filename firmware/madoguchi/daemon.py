@@ -13,12 +13,15 @@ import contextlib
 import json
 import logging
 import signal
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
 from madoguchi import __version__
 from madoguchi.audio.source import AudioSource
 from madoguchi.config import Settings
+from madoguchi.errors import AudioDeviceNotFoundError
 from madoguchi.events import FrontendEvent, Utterance
 from madoguchi.frontend.pipeline import Frontend
 from madoguchi.replay import build_frontend, utterance_record
@@ -27,9 +30,39 @@ from madoguchi.sdnotify import SystemdNotifier
 log = logging.getLogger(__name__)
 
 
-def _capture_loop(source: AudioSource, frontend: Frontend, post: Callable[[FrontendEvent | BaseException | None], None]) -> None:
+@dataclass(frozen=True)
+class AudioState:
+    """The capture device's state, for STATUS and the log: capturing, mic_lost, waiting_for_mic."""
+
+    state: str
+    detail: str = ""
+
+
+Item = FrontendEvent | AudioState | BaseException | None
+
+
+def _open_when_present(source: AudioSource, stop: threading.Event, retry_s: float, post: Callable[[Item], None]) -> bool:
+    """Open the source, waiting for an unplugged array to appear; False if stopped first.
+
+    A box switched on before its array is plugged in waits for it (and says so in its status)
+    instead of failing and exhausting systemd's restart budget.
+    """
+    while not stop.is_set():
+        try:
+            source.open()
+            return True
+        except AudioDeviceNotFoundError as err:
+            post(AudioState("waiting_for_mic", str(err)))
+            stop.wait(retry_s)
+    return False
+
+
+def _capture_loop(source: AudioSource, frontend: Frontend, stop: threading.Event, retry_s: float, post: Callable[[Item], None]) -> None:
     """Worker thread: blocks from the source through the front end; ``None`` marks the end."""
     try:
+        if not _open_when_present(source, stop, retry_s, post):
+            post(None)
+            return
         with source:
             for block in source.blocks():
                 for event in frontend.process(block):
@@ -52,14 +85,13 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     """Run until the source ends or a stop signal arrives; returns the number of utterances."""
     notifier = notifier or SystemdNotifier()
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[FrontendEvent | BaseException | None] = asyncio.Queue()
+    queue: asyncio.Queue[Item] = asyncio.Queue()
     frontend = build_frontend(settings)
-    stopping = False
+    stop_event = threading.Event()
 
     def stop() -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
+        if not stop_event.is_set():
+            stop_event.set()
             log.info("stop requested; closing the audio source")
             notifier.notify(stopping="1", status="stopping")
             source.close()
@@ -67,18 +99,26 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread (tests)
             loop.add_signal_handler(sig, stop)
-    worker = loop.run_in_executor(None, _capture_loop, source, frontend, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+    post: Callable[[Item], None] = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+    worker = loop.run_in_executor(None, _capture_loop, source, frontend, stop_event, settings.audio.reopen_interval_s, post)
     watchdog_s = notifier.watchdog_interval_s()
     watchdog = asyncio.create_task(_watchdog(notifier, watchdog_s)) if watchdog_s else None
     notifier.notify(ready="1", status=f"madoguchi {__version__}: listening ({settings.array.n_mics} mics)")
     log.info("madoguchi %s listening, config %s", __version__, settings.digest())
     count = 0
+    audio_state = AudioState("starting")
     try:
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
-                if stopping:
+                if stop_event.is_set():
                     break
                 raise item
+            if isinstance(item, AudioState):
+                if item != audio_state:  # retries repeat the same state: say it once
+                    log.warning("audio %s: %s", item.state, item.detail)
+                    notifier.notify(status=f"audio: {item.state}")
+                audio_state = item
+                continue
             if isinstance(item, Utterance):
                 count += 1
                 out.write(json.dumps(utterance_record(item)) + "\n")

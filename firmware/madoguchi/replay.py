@@ -24,10 +24,14 @@ def build_frontend(settings: Settings, timer: StageTimer | None = None) -> Front
     return Frontend(settings, SileroVad(), timer)
 
 
-def frontend_events(settings: Settings, recording: Path, timer: StageTimer | None = None) -> Iterator[FrontendEvent]:
+def recording_source(settings: Settings, recording: Path, realtime: bool = False) -> WavSource:
+    return WavSource(recording, settings.array.n_mics, settings.audio.channel_map, settings.audio.block_ms, realtime)
+
+
+def frontend_events(settings: Settings, recording: Path, timer: StageTimer | None = None, realtime: bool = False) -> Iterator[FrontendEvent]:
     """Stream a recording block by block through the front end, exactly as live capture would."""
     frontend = build_frontend(settings, timer)
-    source = WavSource(recording, settings.array.n_mics, settings.audio.channel_map, settings.audio.block_ms)
+    source = recording_source(settings, recording, realtime)
     with source:
         for block in source.blocks():
             yield from frontend.process(block)
@@ -46,10 +50,10 @@ def format_utterance(record: dict[str, object]) -> str:
     return f"[{record['start_s']:7.2f} - {record['end_s']:7.2f}] {record['side']:<8} azimuth {record['azimuth_deg']:5.1f} deg  confidence {record['side_confidence']:.2f}"
 
 
-def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool) -> int:
+def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False) -> int:
     """Print one line per finished utterance; returns how many there were."""
     count = 0
-    for event in frontend_events(settings, recording):
+    for event in frontend_events(settings, recording, realtime=realtime):
         if not isinstance(event, Utterance):
             log.debug("%s", event)
             continue

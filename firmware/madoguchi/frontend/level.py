@@ -1,8 +1,11 @@
 """Frame level and the background level it is compared with.
 
-The background is a high percentile of the levels of recent frames that were not part of an
-utterance: in a quiet office that is the noise floor, beside a busy counter it is how loud the
-neighbours' babble gets (a median would sit in the babble's pauses and let its peaks through). Speech
+The background is the median level of recent frames that were not part of an utterance: in a
+quiet office that is the noise floor, beside a busy counter the neighbours' babble. Speech must
+stand ``energy_gate_db`` above it to open an utterance. The gate is deliberately low (a quiet
+resident in a busy hall is barely louder than the babble): direction, not level, is what tells
+the neighbours apart (``spatial.py``). The level gate keeps the costlier stages idle in a
+quiet room and stops noise bursts below speech level from being considered at all. Speech
 must stand ``energy_gate_db`` above it to open an utterance, which is what keeps distant
 talkers (quieter at the array than the two people at this counter) from opening one. It also
 decides when the comparatively costly neural VAD needs to run at all.
@@ -21,8 +24,7 @@ def frame_level_db(frame: np.ndarray) -> float:
     return max(SILENT_DB, 10.0 * np.log10(power + 1e-12))
 
 
-import os
-BACKGROUND_PERCENTILE = float(os.environ.get("BGP", "80"))
+BACKGROUND_PERCENTILE = 50.0
 
 
 class BackgroundLevel:

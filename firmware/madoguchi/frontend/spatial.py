@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from madoguchi.config import SidesSettings
+from madoguchi.events import Side
 from madoguchi.frontend.doa import SrpPhat
 from madoguchi.geometry import angular_distance_deg, arrival_lead_s, unit_vectors
 
@@ -19,7 +20,7 @@ COARSE_STEP_DEG = 5.0
 
 
 class SpatialGate:
-    """Scores frames by how much of their steered response lies in the sides' sectors."""
+    """Places each frame's dominant sound: the staff's sector, the resident's, or elsewhere."""
 
     def __init__(self, srp: SrpPhat, sides: SidesSettings, sample_rate: int, speed_m_s: float) -> None:
         azimuths = np.arange(0.0, 360.0, COARSE_STEP_DEG)
@@ -27,7 +28,7 @@ class SpatialGate:
         az, el = (g.ravel() for g in np.meshgrid(azimuths, elevations, indexing="ij"))
         lead = arrival_lead_s(srp.positions, unit_vectors(az, el), speed_m_s)  # (dirs, mics)
         delay = lead[:, srp.pairs[:, 1]] - lead[:, srp.pairs[:, 0]]  # (dirs, pairs)
-        self._bins = np.flatnonzero(srp.band)
+        self._bins = np.flatnonzero(srp.band)[::2]  # every other bin is plenty to place a frame
         omega = 2 * np.pi * np.fft.rfftfreq(srp.n_fft, 1.0 / sample_rate)[self._bins]
         # Conjugate of the cross-spectrum phase a source in each direction would produce.
         steering = np.exp(1j * omega[None, None, :] * delay[:, :, None])  # (dirs, pairs, bins)
@@ -35,19 +36,24 @@ class SpatialGate:
         # Only the real part of steering @ cross is needed: Re(a b) = a.re b.re - a.im b.im, so one
         # real float32 mat-vec does it (a complex one is slower and wakes BLAS threads).
         self._steering = np.concatenate([steering.real, -steering.imag], axis=1).astype(np.float32)
-        in_sector = (angular_distance_deg(az, sides.staff_azimuth_deg) <= sides.max_offset_deg) | (angular_distance_deg(az, sides.resident_azimuth_deg) <= sides.max_offset_deg)
-        self._inside = in_sector
-        self._everywhere_inside = bool(in_sector.all())
+        self._staff = angular_distance_deg(az, sides.staff_azimuth_deg) <= sides.max_offset_deg
+        self._resident = angular_distance_deg(az, sides.resident_azimuth_deg) <= sides.max_offset_deg
+        self._outside = ~(self._staff | self._resident)
         self._norm = 1.0 / (len(srp.pairs) * len(self._bins))
 
-    def score(self, phat_cross: np.ndarray) -> float:
-        """Best in-sector minus best out-of-sector response, in units of a coherent source.
-
-        Positive: the frame's dominant sound comes from a side. ``phat_cross`` is
-        ``SrpPhat.cross_spectra`` of the frame.
-        """
-        if self._everywhere_inside:
-            return 1.0
+    def powers(self, phat_cross: np.ndarray) -> tuple[float, float, float]:
+        """Strongest response toward the staff, the resident and elsewhere, in units of a coherent source."""
         cross = phat_cross[:, self._bins].ravel()
         power = (self._steering @ np.concatenate([cross.real, cross.imag]).astype(np.float32)) * self._norm
-        return float(power[self._inside].max() - power[~self._inside].max())
+        elsewhere = float(power[self._outside].max()) if self._outside.any() else -np.inf
+        return float(power[self._staff].max()), float(power[self._resident].max()), elsewhere
+
+    def side_of(self, phat_cross: np.ndarray) -> Side | None:
+        """The side whose sector holds the frame's dominant sound, or None if it came from elsewhere.
+
+        ``phat_cross`` is ``SrpPhat.cross_spectra`` of the frame.
+        """
+        staff, resident, elsewhere = self.powers(phat_cross)
+        if max(staff, resident) <= elsewhere:
+            return None
+        return "staff" if staff >= resident else "resident"
