@@ -10,7 +10,9 @@ from madoguchi.frontend import endpoint
 from madoguchi.frontend.endpoint import Closed, Discarded, EndpointTiming, FrameEvidence, Opened
 
 FRAME_MS = 32.0
-TIMING = EndpointTiming.from_settings(VadSettings(min_speech_ms=64, hangover_ms=320, min_utterance_ms=160, max_utterance_s=2.0), FRAME_MS)
+TIMING = EndpointTiming.from_settings(
+    VadSettings(min_speech_ms=64, hangover_ms=320, min_utterance_ms=160, max_utterance_s=2.0, energy_gate_db=6.0, hold_gate_db=3.0, turn_change_ms=224), FRAME_MS
+)
 
 
 def run(probabilities: list[float], above_db: list[float] | None = None, sides: list[str | None] | None = None, timing: EndpointTiming = TIMING) -> list[tuple[int, endpoint.Event]]:
@@ -103,15 +105,19 @@ def test_end_of_stream_closes_open_utterance() -> None:
     assert [e for _, e in run([0.9] * 10)] == [Opened(0), Closed(0, 10, "end_of_stream")]
 
 
-@given(st.lists(st.floats(0.0, 1.0), max_size=400))
-def test_invariants_on_any_sequence(probabilities: list[float]) -> None:
-    events = [e for _, e in run(probabilities)]
+frames = st.tuples(st.floats(0.0, 1.0), st.floats(-10.0, 30.0), st.sampled_from(["staff", "resident", None]))
+
+
+@given(st.lists(frames, max_size=400))
+def test_invariants_on_any_sequence(sequence: list[tuple[float, float, str | None]]) -> None:
+    probabilities = [p for p, _, _ in sequence]
+    events = [e for _, e in run(probabilities, [a for _, a, _ in sequence], [s for _, _, s in sequence])]
     # Strict alternation Opened -> (Closed | Discarded), utterances in order and not overlapping.
     last_end = 0
     is_open = False
     for e in events:
         if isinstance(e, Opened):
-            assert not is_open and e.start >= last_end
+            assert not is_open and e.start >= last_end, events
             is_open = True
         else:
             assert is_open and e.start < e.end <= len(probabilities)

@@ -135,10 +135,12 @@ def _continue_speech(state: EndpointState, frame: int, side: str | None, timing:
     state = replace(state, last_speech=frame, challenge=state.challenge + 1, challenge_start=start)
     if state.challenge < timing.turn_frames:
         return state, ()
-    if state.last_own + 1 - state.start < timing.min_utterance_frames:
+    # Own-side frames inside the challenge are reverberation or overlap: the new turn gets them.
+    end = min(state.last_own + 1, start)
+    if end - state.start < timing.min_utterance_frames:
         # What came before was too short to be the other side's turn: it is this side's.
         return replace(state, side=side, challenge=0, last_own=frame), ()
-    return _opened(start, frame, side), (Closed(state.start, state.last_own + 1, "turn"), Opened(start))
+    return _opened(start, frame, side), (Closed(state.start, end, "turn"), Opened(start))
 
 
 def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:

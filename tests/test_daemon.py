@@ -1,0 +1,113 @@
+"""``madoguchi run`` as systemd runs it: READY, STATUS, WATCHDOG, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from madoguchi.audio.source import AudioSource
+from madoguchi.config import Settings
+from madoguchi.daemon import serve
+from madoguchi.errors import AudioDeviceNotFoundError
+from madoguchi.sdnotify import SystemdNotifier
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "firmware" / "madoguchi" / "data" / "demo"
+
+
+class NotifyListener:
+    """A stand-in for systemd's notify socket: collects the datagrams the service sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[dict[str, str]] = []
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 30.0, contains: str = "") -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if key in message and (value is None or message[key] == value) and contains in message[key]:
+                    return message
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(dict(line.split("=", 1) for line in data.splitlines() if "=" in line))
+        raise AssertionError(f"no {key}={value} within {timeout} s; got {self.messages}")
+
+
+@pytest.fixture()
+def listener(tmp_path: Path):
+    notify = NotifyListener(tmp_path / "notify.sock")
+    yield notify
+    notify.sock.close()
+
+
+def test_service_notifies_and_stops_cleanly_on_sigterm(listener: NotifyListener) -> None:
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--config", str(DEMO / "counter-demo.toml"), "--replay", str(DEMO / "counter-demo.flac")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    try:
+        assert "listening" in listener.wait_for("READY", "1")["STATUS"]
+        listener.wait_for("WATCHDOG", "1")
+        # Paced like live audio: the first utterance (speech ends at 1.9 s) shows up in STATUS.
+        started = time.monotonic()
+        listener.wait_for("STATUS", contains="1 utterances", timeout=15)
+        assert time.monotonic() - started > 1.5  # not faster than real time
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    listener.wait_for("STOPPING", "1", timeout=2)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records and all(r["side"] in ("staff", "resident") for r in records)
+
+
+class AbsentArray(AudioSource):
+    """An array that is not plugged in: every open fails as PyAudioSource's does."""
+
+    channels = 4
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def open(self) -> None:
+        self.attempts += 1
+        raise AudioDeviceNotFoundError('no input device whose name contains "ReSpeaker"; saw no input devices at all')
+
+    def blocks(self):
+        raise AssertionError("never opened")
+
+
+def test_service_waits_for_an_unplugged_array_and_still_stops(listener: NotifyListener) -> None:
+    settings = Settings()
+    settings = settings.__class__(**{**settings.__dict__, "audio": settings.audio.__class__(reopen_interval_s=0.1)})
+    source = AbsentArray()
+
+    async def scenario() -> int:
+        task = asyncio.create_task(serve(settings, source, io.StringIO(), SystemdNotifier(str(listener.path))))
+        await asyncio.sleep(0.6)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler serve() installed stops it
+        return await asyncio.wait_for(task, 5)
+
+    assert asyncio.run(scenario()) == 0
+    assert source.attempts >= 3  # it kept trying instead of dying
+    assert listener.wait_for("STATUS", "audio: waiting_for_mic")
+    listener.wait_for("STOPPING", "1")
