@@ -102,7 +102,7 @@ def test_service_waits_for_an_unplugged_array_and_still_stops(listener: NotifyLi
     source = AbsentArray()
 
     async def scenario() -> int:
-        task = asyncio.create_task(serve(settings, source, io.StringIO(), SystemdNotifier(str(listener.path))))
+        task = asyncio.create_task(serve(settings, source, io.StringIO(), SystemdNotifier(str(listener.path)), wait_for_device=True))
         await asyncio.sleep(0.6)
         os.kill(os.getpid(), signal.SIGTERM)  # the handler serve() installed stops it
         return await asyncio.wait_for(task, 5)
@@ -111,3 +111,21 @@ def test_service_waits_for_an_unplugged_array_and_still_stops(listener: NotifyLi
     assert source.attempts >= 3  # it kept trying instead of dying
     assert listener.wait_for("STATUS", "audio: waiting_for_mic")
     listener.wait_for("STOPPING", "1")
+
+
+def test_missing_array_without_waiting_is_a_one_line_error(listener: NotifyListener) -> None:
+    async def scenario() -> int:
+        return await serve(Settings(), AbsentArray(), io.StringIO(), SystemdNotifier(str(listener.path)))
+
+    with pytest.raises(AudioDeviceNotFoundError, match="ReSpeaker"):
+        asyncio.run(scenario())
+
+
+def test_run_without_any_audio_device_exits_with_one_line(tmp_path: Path) -> None:
+    """No sound card and no PulseAudio: PortAudio sees nothing; the admin gets one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}
+    env.update(PULSE_SERVER=f"unix:{tmp_path}/none")  # no sound server either
+    result = subprocess.run([sys.executable, "-m", "madoguchi", "run", "--no-system-config"], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert result.returncode == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.startswith("madoguchi:")]
+    assert len(lines) == 1 and "[mic_not_found]" in lines[0] and "Traceback" not in result.stderr

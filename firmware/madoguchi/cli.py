@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = recording_source(settings, args.replay, realtime=True)
     else:
         source = PyAudioSource(settings.audio, settings.array.n_mics, on_state=lambda state: notifier.notify(status=f"audio: {state}"))
-    asyncio.run(serve(settings, source, sys.stdout, notifier))
+    asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic))
     return 0
 
 
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = with_config(sub.add_parser("run", help="run the box (live capture; systemd service)"))
     run.add_argument("--replay", type=Path, help="feed a recording, paced like live audio, instead of the mic array")
+    run.add_argument("--wait-for-mic", action="store_true", help="if the mic array is missing, wait for it (status: waiting_for_mic) instead of failing")
     run.set_defaults(func=cmd_run)
 
     devices = sub.add_parser("devices", help="list audio input devices")

@@ -41,23 +41,25 @@ class AudioState:
 Item = FrontendEvent | AudioState | BaseException | None
 
 
-def _open_when_present(source: AudioSource, stop: threading.Event, retry_s: float, post: Callable[[Item], None]) -> bool:
-    """Open the source, waiting for an unplugged array to appear; False if stopped first.
+def _open_when_present(source: AudioSource, stop: threading.Event, retry_s: float | None, post: Callable[[Item], None]) -> bool:
+    """Open the source; with ``retry_s``, wait for an unplugged array to appear. False if stopped first.
 
-    A box switched on before its array is plugged in waits for it (and says so in its status)
-    instead of failing and exhausting systemd's restart budget.
+    The service (``--wait-for-mic``) waits for the array and says so in its status, rather than
+    failing and exhausting systemd's restart budget; by hand, a missing array is an error.
     """
     while not stop.is_set():
         try:
             source.open()
             return True
         except AudioDeviceNotFoundError as err:
+            if retry_s is None:
+                raise
             post(AudioState("waiting_for_mic", str(err)))
             stop.wait(retry_s)
     return False
 
 
-def _capture_loop(source: AudioSource, frontend: Frontend, stop: threading.Event, retry_s: float, post: Callable[[Item], None]) -> None:
+def _capture_loop(source: AudioSource, frontend: Frontend, stop: threading.Event, retry_s: float | None, post: Callable[[Item], None]) -> None:
     """Worker thread: blocks from the source through the front end; ``None`` marks the end."""
     try:
         if not _open_when_present(source, stop, retry_s, post):
@@ -81,7 +83,7 @@ async def _watchdog(notifier: SystemdNotifier, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None) -> int:
+async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None, wait_for_device: bool = False) -> int:
     """Run until the source ends or a stop signal arrives; returns the number of utterances."""
     notifier = notifier or SystemdNotifier()
     loop = asyncio.get_running_loop()
@@ -100,7 +102,8 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread (tests)
             loop.add_signal_handler(sig, stop)
     post: Callable[[Item], None] = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
-    worker = loop.run_in_executor(None, _capture_loop, source, frontend, stop_event, settings.audio.reopen_interval_s, post)
+    retry_s = settings.audio.reopen_interval_s if wait_for_device else None
+    worker = loop.run_in_executor(None, _capture_loop, source, frontend, stop_event, retry_s, post)
     watchdog_s = notifier.watchdog_interval_s()
     watchdog = asyncio.create_task(_watchdog(notifier, watchdog_s)) if watchdog_s else None
     notifier.notify(ready="1", status=f"madoguchi {__version__}: listening ({settings.array.n_mics} mics)")

@@ -20,11 +20,6 @@ MIN_SIDE_SEPARATION_DEG = 60.0  # sides closer than this cannot be told apart th
 MAX_APERTURE_M = 1.0
 
 
-def wrap_deg(angle: float | np.ndarray) -> float | np.ndarray:
-    """Map degrees to [0, 360)."""
-    return np.mod(angle, 360.0) if isinstance(angle, np.ndarray) else angle % 360.0
-
-
 def angular_distance_deg(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
     """Smallest absolute difference between two azimuths, in [0, 180]."""
     d = np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)

@@ -68,6 +68,20 @@ def cpu_table(runs: list[SceneRun], peer_vad_s: float) -> tuple[list[str], float
     return rows, frontend / (audio_h * 3600)
 
 
+def idle_cpu_fraction(seconds: float = 120.0) -> float:
+    """Front-end CPU share for a quiet counter: room noise on 4 mics, nobody speaking."""
+    from madoguchi.config import Settings
+    from madoguchi.frontend.pipeline import Frontend
+    from madoguchi.frontend.vad import SileroVad
+
+    noise = (10 ** (-60 / 20) * np.random.default_rng(0).standard_normal((int(seconds * 16000), 4))).astype(np.float32)
+    frontend = Frontend(Settings(), SileroVad())
+    start = time.process_time()
+    for i in range(0, len(noise), 1600):
+        frontend.process(noise[i : i + 1600])
+    return (time.process_time() - start) / seconds
+
+
 def plot(runs: list[SceneRun], scores: list[FrontendScore], out: Path) -> None:
     import matplotlib
 
@@ -94,6 +108,24 @@ def plot(runs: list[SceneRun], scores: list[FrontendScore], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "frontend.png", dpi=110)
     plt.close(fig)
+    # Who spoke when, truth against the front end, for every scene: the picture to look at first.
+    fig, axes = plt.subplots(len(runs), 1, figsize=(13, 0.55 * len(runs) + 0.6), squeeze=False)
+    colours = {"staff": "tab:red", "resident": "tab:blue"}
+    for ax, run in zip(axes[:, 0], runs):
+        for seg in run.scene.segments:
+            ax.broken_barh([(seg.start_s, seg.end_s - seg.start_s)], (1, 0.8), color=colours[seg.side], alpha=0.5)
+        for u in run.utterances:
+            ax.broken_barh([(u.start_s, u.end_s - u.start_s)], (0, 0.8), color=colours[u.side])
+        for r in run.rejected:
+            ax.broken_barh([(r.start_s, r.end_s - r.start_s)], (0, 0.8), color="grey")
+        ax.set_yticks([0.4, 1.4], ["box", "truth"], fontsize=6)
+        ax.set_ylabel(run.scene.spec.name, rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_xlim(0, run.audio_s)
+        ax.tick_params(axis="x", labelsize=6)
+    axes[0, 0].set_title("truth (pale) vs front end (solid): red staff, blue resident, grey rejected", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "timelines.png", dpi=90)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table([(r.scene.spec, s) for r, s in zip(runs, scores)]))
     peer_vad_s = 0.0 if args.no_peers else sum(silero_every_frame_cpu_s(r.scene) for r in runs)
     rows, cpu_fraction = cpu_table(runs, peer_vad_s)
+    rows.append(f"{'idle counter (room noise only)':<34} {3600 * (idle := idle_cpu_fraction()):20.1f} {100 * idle:14.2f}")
     print("\n" + "\n".join(rows))
     print("\nBars:\n" + "\n".join(bar_lines(total, cpu_fraction)))
     doa_rows: list[str] = []
@@ -134,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "doa_peers": doa_rows,
     }
     (args.out / "frontend.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(f"\nwrote {args.out / 'frontend.png'} and frontend.json in {time.monotonic() - started:.0f} s")
+    print(f"\nwrote frontend.png, timelines.png and frontend.json to {args.out} in {time.monotonic() - started:.0f} s")
     return 0
 
 

@@ -27,10 +27,10 @@ def silero_every_frame_cpu_s(scene: Scene) -> float:
     """CPU seconds Silero needs when run on every frame of the channel mean (no cascade)."""
     vad = SileroVad()
     mono = scene_audio(scene).mean(axis=1)
-    start = time.thread_time()
+    start = time.process_time()
     for i in range(0, len(mono) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
         vad(mono[i : i + FRAME_SAMPLES])
-    return time.thread_time() - start
+    return time.process_time() - start
 
 
 def _ours(positions: np.ndarray, audio: np.ndarray) -> float:
@@ -78,9 +78,9 @@ def doa_peers(scenes: list[Scene]) -> list[str]:
             own = settings.sides.staff_azimuth_deg if segment.side == "staff" else settings.sides.resident_azimuth_deg
             other = settings.sides.resident_azimuth_deg if segment.side == "staff" else settings.sides.staff_azimuth_deg
             for name, method in METHODS.items():
-                start = time.thread_time()
+                start = time.process_time()
                 azimuth = method(positions, clip)
-                cpu[name] += time.thread_time() - start
+                cpu[name] += time.process_time() - start
                 correct[name] += angular_distance_deg(azimuth, own) < angular_distance_deg(azimuth, other)
                 if planar:  # a line's azimuth is only defined up to its mirror image
                     errors[name].append(angular_distance_deg(azimuth, segment.azimuth_deg))

@@ -43,9 +43,6 @@ class _FrameRing:
     def put(self, index: int, frame: np.ndarray) -> None:
         self._data[index % len(self._data)] = frame
 
-    def get(self, index: int) -> np.ndarray:
-        return self._data[index % len(self._data)]
-
     def span(self, first: int, stop: int) -> np.ndarray:
         first = max(first, stop - len(self._data))
         return np.concatenate([self._data[i % len(self._data)] for i in range(first, stop)]) if stop > first else np.zeros((0, self._data.shape[2]), np.float32)
