@@ -194,7 +194,11 @@ def test_service_unit() -> None:
     assert service["Type"] == "notify"
     assert service["NotifyAccess"] == "main"
     assert service["WatchdogSec"] == "30"
-    assert service["ExecStart"].split() == ["/opt/madoguchi/venv/bin/madoguchi", "run"]
+    command = service["ExecStart"].split()
+    assert command[:2] == ["/opt/madoguchi/venv/bin/madoguchi", "run"] and "--wait-for-mic" in command
+    from madoguchi.cli import build_parser
+
+    build_parser().parse_args(command[1:])  # the CLI still accepts what the unit runs
     assert service["Restart"] == "on-failure" and "RestartSec" in service
     assert "StartLimitBurst" in unit["Unit"] and "StartLimitIntervalSec" in unit["Unit"]
     assert service["User"] == "madoguchi"
