@@ -12,6 +12,8 @@ sys.path.insert(0, str(ROOT))  # makes tests.sim importable without installing i
 
 from madoguchi.frontend.vad import SileroVad  # noqa: E402
 
+pytest_plugins = ["tests.mqtt_broker"]  # a real mosquitto (TLS, passwords, ACL) for the telemetry tests
+
 
 @pytest.fixture(scope="session")
 def silero() -> SileroVad:

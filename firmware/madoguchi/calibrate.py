@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from madoguchi.config import Settings, read_toml, settings_from_layers
 from madoguchi.errors import CalibrationError
 from madoguchi.events import FrontendEvent, Utterance
+from madoguchi.files import atomic_write_text
 from madoguchi.geometry import angular_distance_deg
 
 MIN_SPEECH_S = 1.0
@@ -69,9 +68,4 @@ def write_sides(path: Path, staff_deg: float, resident_deg: float) -> None:
             if not found:
                 body = line + body
         text = text[: section.start("body")] + body + text[section.end("body") :]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

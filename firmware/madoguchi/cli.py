@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from madoguchi import __version__
-from madoguchi.config import Settings, load_settings
+from madoguchi.config import Settings, config_layers, load_settings, read_toml, settings_from_layers
 from madoguchi.errors import ConfigError, MadoguchiError
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,28 @@ EXIT_ERROR = 1
 EXIT_CONFIG = 2
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, system_layers=not args.no_system_config)
+def _load(args: argparse.Namespace) -> tuple[Settings, list]:
+    """The effective settings and the parsed config layers they came from."""
+    layers = config_layers(args.config, system_layers=not args.no_system_config)
+    settings = settings_from_layers(layers)
     if not args.verbose:
         logging.getLogger().setLevel(settings.log.level)
-    return settings
+    return settings, layers
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return _load(args)[0]
+
+
+def _telemetry(settings: Settings, layers: list, **kwargs: object):
+    """The MQTT telemetry of this box, or None when [mqtt] host is not set."""
+    if not settings.mqtt.enabled:
+        return None
+    from madoguchi.telemetry.service import Telemetry
+
+    telemetry = Telemetry(settings, layers, **kwargs)
+    telemetry.start()
+    return telemetry
 
 
 def _setup_logging(verbose: int) -> None:
@@ -36,7 +53,7 @@ def _setup_logging(verbose: int) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file, system_layers=False)
+    settings = settings_from_layers([(str(args.file), read_toml(args.file))])
     print(f"{args.file}: ok ({settings.array.n_mics} mics, staff at {settings.sides.staff_azimuth_deg:g} deg, resident at {settings.sides.resident_azimuth_deg:g} deg, config {settings.digest()})")
     return 0
 
@@ -44,8 +61,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from madoguchi.replay import run_replay
 
-    settings = _settings(args)
-    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime)
+    settings, layers = _load(args)
+    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers))
     log.info("%d utterances", count)
     return 0
 
@@ -110,13 +127,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from madoguchi.replay import recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
-    settings = _settings(args)
+    settings, layers = _load(args)
     notifier = SystemdNotifier()
     if args.replay:
         source = recording_source(settings, args.replay, realtime=True)
     else:
-        source = PyAudioSource(settings.audio, settings.array.n_mics, on_state=lambda state: notifier.notify(status=f"audio: {state}"))
-    asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic))
+        source = PyAudioSource(settings.audio, settings.array.n_mics)
+    asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic, layers=layers))
     return 0
 
 
@@ -129,6 +146,50 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for device in devices:
         print(f"{device.index:3d}  {device.name}  ({device.max_input_channels} ch, {device.default_sample_rate:g} Hz)")
     return 0
+
+
+def cmd_fleet_status(args: argparse.Namespace) -> int:
+    from madoguchi.fleet.commands import run_status
+
+    run_status(_settings(args).mqtt, sys.stdout, site=args.site)
+    return 0
+
+
+def cmd_fleet_collect(args: argparse.Namespace) -> int:
+    from madoguchi.fleet.commands import run_collect
+
+    print(run_collect(_settings(args).mqtt, args.db, args.for_s, args.drain, site=args.site))
+    return 0
+
+
+def cmd_fleet_report(args: argparse.Namespace) -> int:
+    from madoguchi.fleet.commands import run_collect, run_report
+
+    if args.collect:
+        print(run_collect(_settings(args).mqtt, args.db, drain=True, site=args.site))
+    print(run_report(args.since, args.out, args.db))
+    return 0
+
+
+def _fleet_parsers(sub: argparse._SubParsersAction, with_config) -> None:
+    fleet = sub.add_parser("fleet", help="admin tools: watch and report on every box over MQTT").add_subparsers(dest="fleet_command", required=True)
+    status = with_config(fleet.add_parser("status", help="table of boxes: online, last seen, version, temperature, last error"))
+    status.add_argument("--site", help="only this site")
+    status.set_defaults(func=cmd_fleet_status)
+    collect = with_config(fleet.add_parser("collect", help="store usage and events in a local database (persistent session: nothing missed)"))
+    collect.add_argument("--db", type=Path, help="default ~/.local/share/madoguchi/fleet.sqlite3")
+    collect.add_argument("--site", help="only this site")
+    how = collect.add_mutually_exclusive_group()
+    how.add_argument("--for", dest="for_s", type=float, metavar="SECONDS", help="stop after this long")
+    how.add_argument("--drain", action="store_true", help="take what the broker kept for us, then stop")
+    collect.set_defaults(func=cmd_fleet_collect)
+    report = with_config(fleet.add_parser("report", help="usage per language per hour and day, latency: PNG plots and an HTML page"))
+    report.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m")
+    report.add_argument("--out", type=Path, required=True, help="folder for index.html and the PNGs")
+    report.add_argument("--db", type=Path, help="default ~/.local/share/madoguchi/fleet.sqlite3")
+    report.add_argument("--site", help="only this site (with --collect)")
+    report.add_argument("--collect", action="store_true", help="drain the broker's queue into the database first")
+    report.set_defaults(func=cmd_fleet_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(func=cmd_devices)
+    _fleet_parsers(sub, with_config)
     return parser
 
 

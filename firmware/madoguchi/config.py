@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
@@ -92,6 +93,50 @@ class SidesSettings:
     max_frequency_hz: float = field(default=6000.0, metadata=_between(1000.0, 8000.0))
 
 
+_MQTT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MQTT_NAME_TEXT = "1-64 letters, digits, '_', '.' or '-' (it becomes one MQTT topic level)"
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """Fleet telemetry. Off while ``host`` is empty; nothing spoken is sent unless share_transcripts."""
+
+    host: str = ""
+    port: int = field(default=8883, metadata=_between(1, 65535))
+    tls: bool = True
+    ca_file: str = ""  # "" = the system's CA store
+    cert_file: str = ""  # client certificate (optional)
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""  # a file holding the password, so the config itself holds no secret
+    protocol: str = field(default="auto", metadata=_allowed(lambda v: v in ("auto", "5", "3.1.1"), "auto, 5 or 3.1.1 (auto: MQTT 5, falling back to 3.1.1)"))
+    site: str = field(default="site", metadata=_allowed(lambda v: bool(_MQTT_NAME.fullmatch(v)), _MQTT_NAME_TEXT))
+    box_id: str = field(default="", metadata=_allowed(lambda v: v == "" or bool(_MQTT_NAME.fullmatch(v)), _MQTT_NAME_TEXT + ", or empty for the host name"))
+    keepalive_s: int = field(default=30, metadata=_between(5, 600))
+    reconnect_max_s: int = field(default=60, metadata=_between(1, 3600))  # back-off between 1 s and this
+    health_interval_s: float = field(default=60.0, metadata=_between(5.0, 86400.0))
+    share_transcripts: bool = False
+    spool_path: str = "/var/lib/madoguchi/spool.sqlite3"
+    spool_max_mb: float = field(default=50.0, metadata=_between(1.0, 10000.0))
+    spool_max_age_days: float = field(default=30.0, metadata=_between(0.01, 3650.0))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class PathsSettings:
+    """Where the box keeps what it writes: the fleet's config layer, glossaries, the spool."""
+
+    state_dir: str = "/var/lib/madoguchi"
+
+    @property
+    def fleet_config(self) -> Path:
+        """Keys set remotely (``cmd/set_config``): the last layer, so the latest intent wins."""
+        return Path(self.state_dir) / "fleet.toml"
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -108,6 +153,8 @@ class Settings:
     audio: AudioSettings = AudioSettings()
     vad: VadSettings = VadSettings()
     sides: SidesSettings = SidesSettings()
+    mqtt: MqttSettings = MqttSettings()
+    paths: PathsSettings = PathsSettings()
     log: LogSettings = LogSettings()
     sources: tuple[str, ...] = ()  # the files this was loaded from, in layering order
 
@@ -240,9 +287,18 @@ def default_paths() -> list[Path]:
     return [p for p in (SYSTEM_CONFIG, BOOT_CONFIG) if p.is_file()]
 
 
-def load_settings(explicit: Path | None = None, *, system_layers: bool = True) -> Settings:
-    """Load the layered configuration; ``explicit`` (``--config``) wins over the system files."""
+def config_layers(explicit: Path | None = None, *, system_layers: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """The parsed files in priority order, lowest first, ending with the fleet layer if there is one."""
     paths = default_paths() if system_layers else []
     if explicit is not None:
         paths.append(explicit)
-    return settings_from_layers([(str(p), read_toml(p)) for p in paths])
+    layers = [(str(p), read_toml(p)) for p in paths]
+    fleet = settings_from_layers(layers).paths.fleet_config  # where this box keeps remote settings
+    if fleet.is_file():
+        layers.append((str(fleet), read_toml(fleet)))
+    return layers
+
+
+def load_settings(explicit: Path | None = None, *, system_layers: bool = True) -> Settings:
+    """Load the layered configuration: system files < ``--config`` < keys the fleet set remotely."""
+    return settings_from_layers(config_layers(explicit, system_layers=system_layers))

@@ -77,19 +77,51 @@ def _capture_loop(source: AudioSource, frontend: Frontend, stop: threading.Event
     post(None)
 
 
+async def _report_audio_state(state: AudioState, previous: AudioState, box: dict, notifier: SystemdNotifier, telemetry: object | None) -> None:
+    """Log, STATUS and (with telemetry) an error event on loss, a recovered event when it is back."""
+    healthy = state.state == "capturing"
+    (log.info if healthy else log.warning)("audio %s%s", state.state, f": {state.detail}" if state.detail else "")
+    notifier.notify(status=f"audio: {state.state}")
+    box["audio_state"] = state.state
+    if not healthy:
+        box["last_error"] = state.state
+    event = ("error", state.state) if not healthy else ("recovered", "mic_back") if previous.state in ("mic_lost", "waiting_for_mic") else None
+    if telemetry is not None and event is not None:
+        await asyncio.get_running_loop().run_in_executor(None, telemetry.record_event, *event, state.detail)
+
+
 async def _watchdog(notifier: SystemdNotifier, interval_s: float) -> None:
     while True:
         notifier.notify(watchdog="1")
         await asyncio.sleep(interval_s)
 
 
-async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None, wait_for_device: bool = False) -> int:
-    """Run until the source ends or a stop signal arrives; returns the number of utterances."""
+async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None, wait_for_device: bool = False,
+                layers: list | None = None) -> int:
+    """Run until the source ends or a stop signal arrives; returns the number of utterances.
+
+    With ``[mqtt] host`` set, usage and events go to the fleet (``layers``: the parsed config
+    files, which remote set_config commands extend).
+    """
     notifier = notifier or SystemdNotifier()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Item] = asyncio.Queue()
     frontend = build_frontend(settings)
     stop_event = threading.Event()
+    box = {"audio_state": "starting", "last_error": None}
+
+    def box_state() -> dict[str, object]:
+        return {**box, "mic_level_dbfs": frontend.background_dbfs}
+
+    def apply_live(new: Settings) -> None:
+        logging.getLogger().setLevel(new.log.level)
+
+    telemetry = None
+    if settings.mqtt.enabled:
+        from madoguchi.telemetry.service import Telemetry
+
+        telemetry = Telemetry(settings, layers or [], box_state=box_state, on_settings=apply_live)
+        telemetry.start()
 
     def stop() -> None:
         if not stop_event.is_set():
@@ -102,6 +134,7 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread (tests)
             loop.add_signal_handler(sig, stop)
     post: Callable[[Item], None] = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+    source.on_state = lambda state: post(AudioState(state))
     retry_s = settings.audio.reopen_interval_s if wait_for_device else None
     worker = loop.run_in_executor(None, _capture_loop, source, frontend, stop_event, retry_s, post)
     watchdog_s = notifier.watchdog_interval_s()
@@ -115,23 +148,28 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
             if isinstance(item, BaseException):
                 if stop_event.is_set():
                     break
+                if telemetry is not None:
+                    await loop.run_in_executor(None, telemetry.record_event, "error", getattr(item, "code", "internal_error"), str(item))
                 raise item
             if isinstance(item, AudioState):
                 if item != audio_state:  # retries repeat the same state: say it once
-                    log.warning("audio %s: %s", item.state, item.detail)
-                    notifier.notify(status=f"audio: {item.state}")
+                    await _report_audio_state(item, audio_state, box, notifier, telemetry)
                 audio_state = item
                 continue
             if isinstance(item, Utterance):
                 count += 1
                 out.write(json.dumps(utterance_record(item)) + "\n")
                 out.flush()
+                if telemetry is not None:  # a spool append (fsync): off the event loop
+                    await loop.run_in_executor(None, telemetry.record_utterance, item)
                 notifier.notify(status=f"{count} utterances; last: {item.side} at {item.azimuth_deg:.0f} deg")
     finally:
         stop()
         if watchdog:
             watchdog.cancel()
         await worker
+        if telemetry is not None:
+            await loop.run_in_executor(None, telemetry.stop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

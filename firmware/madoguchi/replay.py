@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from madoguchi.audio.wav import WavSource
 from madoguchi.config import Settings
@@ -15,9 +15,13 @@ from madoguchi.frontend.pipeline import Frontend
 from madoguchi.frontend.vad import SileroVad
 from madoguchi.timing import StageTimer
 
+if TYPE_CHECKING:
+    from madoguchi.telemetry.service import Telemetry
+
 log = logging.getLogger(__name__)
 
 STAGES = ("frontend",)
+TELEMETRY_DRAIN_S = 10.0
 
 
 def build_frontend(settings: Settings, timer: StageTimer | None = None) -> Frontend:
@@ -50,15 +54,21 @@ def format_utterance(record: dict[str, object]) -> str:
     return f"[{record['start_s']:7.2f} - {record['end_s']:7.2f}] {record['side']:<8} azimuth {record['azimuth_deg']:5.1f} deg  confidence {record['side_confidence']:.2f}"
 
 
-def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False) -> int:
-    """Print one line per finished utterance; returns how many there were."""
+def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False, telemetry: Telemetry | None = None) -> int:
+    """Print one line per finished utterance (and report it as usage); returns how many there were."""
     count = 0
-    for event in frontend_events(settings, recording, realtime=realtime):
-        if not isinstance(event, Utterance):
-            log.debug("%s", event)
-            continue
-        record = utterance_record(event)
-        out.write((json.dumps(record, ensure_ascii=False) if as_json else format_utterance(record)) + "\n")
-        out.flush()
-        count += 1
+    try:
+        for event in frontend_events(settings, recording, realtime=realtime):
+            if not isinstance(event, Utterance):
+                log.debug("%s", event)
+                continue
+            record = utterance_record(event)
+            out.write((json.dumps(record, ensure_ascii=False) if as_json else format_utterance(record)) + "\n")
+            out.flush()
+            if telemetry is not None:
+                telemetry.record_utterance(event)
+            count += 1
+    finally:
+        if telemetry is not None:
+            telemetry.stop(drain_s=TELEMETRY_DRAIN_S)  # what does not go now stays spooled for next time
     return count

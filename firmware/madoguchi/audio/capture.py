@@ -173,7 +173,7 @@ class PyAudioSource(AudioSource):
         self.channels = n_mics
         self.capture_channels = settings.channels or (max(settings.channel_map) + 1 if settings.channel_map else n_mics)
         self._frames = max(1, settings.sample_rate_hz * settings.block_ms // 1000)
-        self._on_state = on_state
+        self.on_state = on_state
         self._stall_s = stall_s
         self._closed = threading.Event()
         self._session: _Session | None = None
@@ -275,5 +275,5 @@ class PyAudioSource(AudioSource):
         return False
 
     def _state(self, state: str) -> None:
-        if self._on_state is not None:
-            self._on_state(state)
+        if self.on_state is not None:
+            self.on_state(state)

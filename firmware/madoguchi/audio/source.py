@@ -8,7 +8,7 @@ feed the same streaming front end through this interface, so replay tests the li
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import numpy as np
@@ -22,6 +22,7 @@ class AudioSource(abc.ABC):
 
     sample_rate: int = PROCESSING_RATE_HZ
     channels: int
+    on_state: Callable[[str], None] | None = None  # hears "capturing" / "mic_lost" from live devices
 
     def __enter__(self) -> AudioSource:
         self.open()

@@ -78,8 +78,9 @@ class Frontend:
         return self._timer.stage(name) if self._timer else contextlib.nullcontext()
 
     @property
-    def audio_time_s(self) -> float:
-        return self._frame * FRAME_S
+    def background_dbfs(self) -> float | None:
+        """What the room sounds like between utterances (health: a dead mic reads -100)."""
+        return self._background.db if self._background.settled else None
 
     def process(self, block: np.ndarray) -> list[FrontendEvent]:
         """Feed (samples, mics) float32 at 16 kHz; returns the events completed by this block."""

@@ -1,0 +1,484 @@
+"""The admin fleet tools: store, status table, report, and (against a real mosquitto) status and collection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import trustme
+from matplotlib.image import imread
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from madoguchi.config import MqttSettings
+from madoguchi.errors import MadoguchiError
+from madoguchi.fleet.collect import CollectStats, FleetStore, _handle, collect, latency_of
+from madoguchi.fleet.connect import close, connect, inbox, throwaway_client_id
+from madoguchi.fleet.errors import FleetConnectError, FleetInputError, FleetRefusedError, FleetTlsError
+from madoguchi.fleet.report import build_report, parse_since, summarize
+from madoguchi.fleet.status import BoxRow, apply_message, collect_status, format_status
+from madoguchi.telemetry.schemas import problems
+
+NOW = 1_750_000_000.0  # a fixed "now" for everything time-based
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def utterance(seq: int, ts: float, *, lang: str | None = "ja", side: str = "staff", mode: str = "interpret", duration_s: float = 2.0, timings: dict | None = None, session: str = "a" * 32) -> dict:
+    record = {
+        "id": uuid.uuid4().hex,
+        "seq": seq,
+        "ts": ts,
+        "kind": "utterance",
+        "session": session,
+        "side": side,
+        "lang": lang,
+        "target_lang": "en",
+        "mode": mode,
+        "duration_s": duration_s,
+        "side_confidence": 0.9,
+        "timings_ms": {"asr": 300.0, "mt": 200.0} if timings is None else timings,
+    }
+    assert not problems("usage", record), problems("usage", record)
+    return record
+
+
+def session_record(seq: int, ts: float, utterances: int = 2) -> dict:
+    record = {
+        "id": uuid.uuid4().hex,
+        "seq": seq,
+        "ts": ts,
+        "kind": "session",
+        "session": "b" * 32,
+        "started_ts": ts - 60,
+        "ended_ts": ts,
+        "utterances": utterances,
+        "by_side": {"staff": 1, "resident": 1},
+        "languages": ["ja"],
+        "speech_s": 4.0,
+        "mode": "interpret",
+    }
+    assert not problems("usage", record), problems("usage", record)
+    return record
+
+
+def event(seq: int, ts: float, kind: str = "error", code: str = "mic_lost") -> dict:
+    return {"id": uuid.uuid4().hex, "seq": seq, "ts": ts, "kind": kind, "code": code, "message": "x"}
+
+
+def online(version: str = "0.3.0", ts: float = NOW - 30) -> dict:
+    return {"state": "online", "version": version, "models": ["m"], "config_hash": "0123456789ab", "ts": ts}
+
+
+def health(ts: float = NOW - 10, temp: float | None = 55.5, last_error: str | None = None, pending: int = 0, dropped: int = 0) -> dict:
+    return {
+        "ts": ts,
+        "uptime_s": 100.0,
+        "cpu_temp_c": temp,
+        "last_error": last_error,
+        "spool": {"pending": pending, "bytes": 10 * pending, "oldest_age_s": None, "dropped_total": dropped, "dropped": {}},
+    }
+
+
+# --- store --------------------------------------------------------------------------------
+
+
+def test_store_deduplicates_by_id_and_returns_seq_order(tmp_path: Path) -> None:
+    first, second, third = (utterance(n, NOW + n) for n in (1, 2, 3))
+    with FleetStore(tmp_path / "sub" / "fleet.sqlite3") as store:
+        assert [store.add("s", "b", "usage", r) for r in (third, first, second)] == [True, True, True]
+        assert store.add("s", "b", "usage", dict(first)) is False  # QoS 1 redelivery
+        store.add("s", "a", "event", event(7, NOW))
+        store.commit()
+        assert store.count() == 4 and store.count("usage") == 3
+    with FleetStore(tmp_path / "sub" / "fleet.sqlite3") as store:  # committed, and readable again
+        got = store.records(stream="usage")
+        assert [r.seq for r in got] == [1, 2, 3]
+        assert got[0].payload == first and got[0].id == first["id"]
+        assert [r.box for r in store.records()] == ["a", "b", "b", "b"]
+        assert [r.seq for r in store.records(since_ts=NOW + 2)] == [2, 3]
+    mode = sqlite3.connect(tmp_path / "sub" / "fleet.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_latency_prefers_latency_ms_else_sums_timings(tmp_path: Path) -> None:
+    assert latency_of({"timings_ms": {"asr": 100, "mt": 50, "latency_ms": 400}}) == 400
+    assert latency_of({"timings_ms": {"asr": 100, "mt": 50}}) == 150
+    assert latency_of({"timings_ms": {}}) is None
+    with FleetStore(tmp_path / "f.sqlite3") as store:
+        store.add("s", "b", "usage", utterance(1, NOW, timings={"asr": 100.0, "latency_ms": 900.0}))
+        store.add("s", "b", "usage", session_record(2, NOW))
+        assert [r.latency_ms for r in store.records()] == [900.0, None]
+
+
+def test_invalid_records_are_counted_and_logged_once_per_box(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stats = CollectStats()
+    bad = dict(utterance(1, NOW), side="nobody")
+    messages = [
+        SimpleNamespace(topic="madoguchi/v1/s/b1/usage", payload=json.dumps(bad).encode()),
+        SimpleNamespace(topic="madoguchi/v1/s/b1/usage", payload=b"{not json"),
+        SimpleNamespace(topic="madoguchi/v1/s/b2/event", payload=json.dumps(event(1, NOW, code="Bad Code")).encode()),
+        SimpleNamespace(topic="madoguchi/v1/s/b1/usage", payload=json.dumps(utterance(2, NOW)).encode()),
+    ]
+    with FleetStore(tmp_path / "f.sqlite3") as store, caplog.at_level(logging.WARNING, logger="madoguchi.fleet.collect"):
+        for message in messages:
+            _handle(store, message, stats)
+        assert store.count() == 1
+    assert (stats.received, stats.stored, stats.invalid) == (4, 1, 3)
+    assert stats.invalid_by_box == {"s/b1": 2, "s/b2": 1}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and any("s/b1" in w for w in warnings) and any("s/b2" in w for w in warnings)
+
+
+# --- parse_since --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), (" 1.5h ", 5400), ("2w", 14 * 86400), ("45s", 45), ("3D", 3 * 86400)])
+def test_parse_since(text: str, seconds: float) -> None:
+    assert parse_since(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7x", "-1d", "0h", "7 days", "1h30m"])
+def test_parse_since_rejects_bad_input_clearly(text: str) -> None:
+    with pytest.raises(FleetInputError, match=r"e\.g\. 30m, 12h, 7d") as caught:
+        parse_since(text)
+    assert isinstance(caught.value, MadoguchiError) and isinstance(caught.value, ValueError)
+    assert "\n" not in str(caught.value)
+
+
+# --- status table -------------------------------------------------------------------------
+
+
+def test_apply_message_folds_status_and_health_and_notes_invalid_payloads() -> None:
+    rows: dict = {}
+    apply_message(rows, "madoguchi/v1/hall/b1/status", json.dumps(online("1.2.0")).encode())
+    apply_message(rows, "madoguchi/v1/hall/b1/health", json.dumps(health(temp=61.0, pending=3, dropped=1, last_error="mic_lost")).encode())
+    apply_message(rows, "madoguchi/v1/hall/b2/status", json.dumps({"state": "online"}).encode())  # lacks version etc.
+    apply_message(rows, "madoguchi/v1/hall/b3/status", b"")  # a cleared retained message
+    apply_message(rows, "elsewhere/x", b"{}")
+    b1 = rows[("hall", "b1")]
+    assert (b1.state, b1.version, b1.cpu_temp_c, b1.spool_pending, b1.spool_dropped, b1.last_error) == ("online", "1.2.0", 61.0, 3, 1, "mic_lost")
+    assert b1.last_seen == NOW - 10
+    assert rows[("hall", "b2")].state == "unknown" and rows[("hall", "b2")].problems
+    assert set(rows) == {("hall", "b1"), ("hall", "b2")}
+
+
+def test_format_status_puts_offline_first_and_shows_every_field() -> None:
+    rows = [
+        BoxRow("west", "b1", "online", version="0.3.0", status_ts=NOW - 40, health_ts=NOW - 5, cpu_temp_c=52.25, spool_pending=0, spool_dropped=0),
+        BoxRow("east", "b9", "online", version="0.3.0", status_ts=NOW - 50, health_ts=NOW - 20, cpu_temp_c=70.0, last_error="mic_lost", spool_pending=12, spool_dropped=3),
+        BoxRow("west", "b2", "offline", reason="connection_lost", version="0.2.9", status_ts=NOW - 7200, health_ts=NOW - 7300),
+        BoxRow("east", "b1", "online", version="0.3.0", status_ts=NOW - 3 * 86400),
+    ]
+    text = format_status(rows, NOW)
+    lines = text.splitlines()
+    assert lines[0] == "4 boxes: 3 online, 1 offline"
+    assert lines[1].split()[:3] == ["STATE", "SITE", "BOX"]
+    body = [line.split() for line in lines[2:]]
+    assert [(b[0], b[1], b[2]) for b in body] == [("OFFLINE", "west", "b2"), ("online?", "east", "b1"), ("online", "east", "b9"), ("online", "west", "b1")]
+    offline = lines[2]
+    assert "2h00m ago" in offline and "connection_lost" in offline and "0.2.9" in offline
+    east_b9 = lines[4]
+    assert "70.0C" in east_b9 and "mic_lost" in east_b9 and "12/3" in east_b9 and "20s ago" in east_b9
+    assert "52.2C" in lines[5] or "52.3C" in lines[5]
+    assert "3d0h ago" in lines[3]
+    assert datetime.fromtimestamp(NOW - 5).strftime("%m-%d %H:%M") in lines[5]
+    assert format_status([], NOW).startswith("no box has published")
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _fill(store: FleetStore) -> dict:
+    """Three boxes on two sites over two days, plus one record outside the window; returns the expected summary."""
+    day = 86400.0
+    seq = {"a": 0, "b": 0, "c": 0}
+
+    def add(site: str, box: str, stream: str, make, *args, **kwargs) -> None:
+        seq[box] += 1
+        store.add(site, box, stream, make(seq[box], *args, **kwargs))
+
+    for n in range(10):
+        add("hall", "a", "usage", utterance, NOW - 3600 * n, lang=["ja", "en", "vi"][n % 3], side="staff" if n % 2 else "resident", duration_s=3.0, timings={"latency_ms": 800.0 + 10 * n})
+    for n in range(6):
+        add("hall", "b", "usage", utterance, NOW - day - 600 * n, lang=["pt", None][n % 2], mode="caption", duration_s=6.0)
+    add("hall", "b", "usage", session_record, NOW - day)
+    add("annex", "c", "usage", utterance, NOW - 60, lang="zh", duration_s=12.0)
+    add("annex", "c", "usage", session_record, NOW - 30)
+    add("annex", "c", "event", event, NOW - 20)
+    add("annex", "c", "event", event, NOW - 10, kind="operator_call", code="help")
+    add("annex", "c", "usage", utterance, NOW - 30 * day, lang="ko")  # outside a 7-day window
+    store.commit()
+    return {"boxes": 3, "utterances": 17, "sessions": 2, "languages": ("en", "ja", "pt", "vi", "zh"), "speech_min": (30 + 36 + 12) / 60}
+
+
+def test_report_from_synthetic_usage(tmp_path: Path) -> None:
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        expected = _fill(store)
+        page = build_report(store, parse_since("7d"), tmp_path / "out", now=NOW)
+        summary = summarize(store.records(since_ts=NOW - 7 * 86400, until_ts=NOW))
+    assert page == tmp_path / "out" / "index.html"
+    assert (summary.boxes, summary.utterances, summary.sessions, summary.languages) == (expected["boxes"], expected["utterances"], expected["sessions"], expected["languages"])
+    assert summary.speech_min == pytest.approx(expected["speech_min"])
+    a = summary.per_box[[b.label for b in summary.per_box].index("hall/a")]
+    assert (a.staff, a.resident, a.latency_p50_ms) == (5, 5, pytest.approx(845.0))
+    assert summary.per_box[0].label == "annex/c" and summary.per_box[0].errors == 1 and summary.per_box[0].events == 2
+
+    text = page.read_text(encoding="utf-8")
+    images = re.findall(r'<img src="([^"]+)"', text)
+    assert set(images) == {"hours.png", "days.png", "boxes.png", "latency.png", "latency_boxes.png", "sides.png", "events.png"}
+    for name in images:
+        data = (page.parent / name).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        height, width, _ = imread(page.parent / name).shape
+        assert width >= 400 and height >= 150
+    assert "<script" not in text and "http" not in text.split("</style>")[1].split("Generated")[0]
+    overview = re.search(r"<h2>Summary</h2><table>.*?<tbody><tr>(.*?)</tr>", text).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", overview) == ["3", "17", "2", "5", "1.3"]
+    assert "<td>hall/a</td><td>10</td><td>0</td><td>en ja vi</td><td>0.5</td><td>5</td><td>5</td><td>845</td>" in text
+    assert "mic_lost" in text and "ko" not in re.sub(r"<style>.*?</style>", "", text, flags=re.DOTALL).split("Languages:")[1].split("</p>")[0]
+
+
+def test_report_with_no_data_says_so_and_drops_old_charts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "hours.png").write_bytes(b"old")
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        page = build_report(store, 3600, out, now=NOW)
+    text = page.read_text(encoding="utf-8")
+    assert "<img" not in text and "No data in this period." in text
+    assert not list(out.glob("*.png"))
+
+
+# --- connecting -----------------------------------------------------------------------------
+
+
+def _fake_broker(answers: list[bytes]) -> tuple[int, list[int], threading.Thread]:
+    """A TCP server answering the n-th CONNECT with answers[n]; records each CONNECT's protocol level."""
+    server = socket.create_server(("127.0.0.1", 0))
+    levels: list[int] = []
+
+    def serve() -> None:
+        with server:
+            for answer in answers:
+                conn, _ = server.accept()
+                with conn:
+                    data = conn.recv(4096)
+                    levels.append(data[8])  # fixed header(2) + "\0\4MQTT"(6) -> protocol level
+                    conn.sendall(answer)
+                    if answer.endswith(b"\x00\x00"):  # accepted: wait for the client to hang up
+                        conn.settimeout(5)
+                        while conn.recv(4096):
+                            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server.getsockname()[1], levels, thread
+
+
+def test_connect_falls_back_to_mqtt_311_when_the_broker_refuses_5() -> None:
+    port, levels, thread = _fake_broker([b"\x20\x02\x00\x01", b"\x20\x02\x00\x00"])  # "unacceptable protocol version", then accepted
+    client = connect(MqttSettings(host="127.0.0.1", port=port, tls=False), "fallback-test")
+    close(client)
+    thread.join(5)
+    assert levels == [5, 4]
+
+
+def test_connect_errors_name_the_broker_and_the_cause(tmp_path: Path) -> None:
+    with pytest.raises(FleetInputError, match="host is empty"):
+        connect(MqttSettings(), "x")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening
+        with pytest.raises(FleetConnectError, match=f"127.0.0.1:{port}: nothing is listening") as caught:
+            connect(MqttSettings(host="127.0.0.1", port=port, tls=False), "x")
+    assert caught.value.code == "broker_unreachable" and isinstance(caught.value, MadoguchiError)
+    with pytest.raises(FleetInputError, match="password_file .*missing"):
+        connect(MqttSettings(host="127.0.0.1", port=port, username="u", password_file=str(tmp_path / "missing")), "x")
+
+
+def test_connect_errors_against_the_real_broker(broker, tmp_path: Path) -> None:
+    admin = broker.admin()
+    where = f"{broker.host}:{broker.port}"
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n", encoding="utf-8")
+    settings = broker.mqtt_settings(admin, "x", "y", spool_path=tmp_path / "unused", password_file=wrong)
+    with pytest.raises(FleetRefusedError, match=f"{re.escape(where)} refused the connection as user 'admin': ") as refused:
+        connect(settings, throwaway_client_id("test"))
+    assert refused.value.code == "broker_refused"
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    with pytest.raises(FleetTlsError, match=f"{re.escape(where)}: TLS failure: server certificate not accepted \\(self-signed") as tls:
+        connect(broker.mqtt_settings(admin, "x", "y", spool_path=tmp_path / "unused", ca_file=other_ca), throwaway_client_id("test"))
+    assert tls.value.code == "broker_tls" and isinstance(tls.value, ConnectionError)
+    with pytest.raises(FleetConnectError, match=f"{re.escape(where)}: closed the connection without answering"):
+        connect(broker.mqtt_settings(admin, "x", "y", spool_path=tmp_path / "unused", tls=False), throwaway_client_id("test"))
+    client = connect(broker.mqtt_settings(admin, "x", "y", spool_path=tmp_path / "unused", protocol="3.1.1"), throwaway_client_id("test"))
+    assert client.protocol == MQTTProtocolVersion.MQTTv311
+    close(client)
+
+
+# --- status and collection against mosquitto ---------------------------------------------
+
+
+def _as_box(broker, tmp_path: Path, site: str, box: str):
+    login = broker.add_box(site, box)
+    return connect(broker.mqtt_settings(login, site, box, spool_path=tmp_path / f"{box}.spool"), throwaway_client_id(box))
+
+
+def _publish(client, topic: str, payload: dict | bytes, retain: bool = False) -> None:
+    info = client.publish(topic, payload if isinstance(payload, bytes) else json.dumps(payload), qos=1, retain=retain)
+    info.wait_for_publish(5)
+    assert info.is_published()
+
+
+def _admin(broker, tmp_path: Path, client_id: str | None = None, clean: bool = True):
+    settings = broker.mqtt_settings(broker.admin(), "admin", "admin", spool_path=tmp_path / "admin.spool")
+    return connect(settings, client_id or throwaway_client_id("status"), clean=clean)
+
+
+def test_status_shows_every_box_from_retained_messages(broker, tmp_path: Path) -> None:
+    site = f"st-{uuid.uuid4().hex[:6]}"
+    now = time.time()
+    sent = {
+        "b1": (online("0.4.0", now - 5), health(now - 2, temp=48.0, pending=0)),
+        "b2": (online("0.4.1", now - 9), health(now - 3, temp=71.5, last_error="mic_lost", pending=7, dropped=2)),
+        "b3": ({"state": "offline", "reason": "connection_lost"}, health(now - 600, temp=None)),
+    }
+    for box, (status, box_health) in sent.items():
+        client = _as_box(broker, tmp_path, site, box)
+        _publish(client, f"madoguchi/v1/{site}/{box}/status", status, retain=True)
+        _publish(client, f"madoguchi/v1/{site}/{box}/health", box_health, retain=True)
+        close(client)
+    admin = _admin(broker, tmp_path)
+    try:
+        started = time.monotonic()
+        rows = [r for r in collect_status(admin, wait_s=10.0) if r.site == site]
+        assert time.monotonic() - started < 5.0  # returns once the retained burst is over, not after wait_s
+    finally:
+        close(admin)
+    assert [(r.box, r.state, r.version, r.cpu_temp_c, r.last_error, r.spool_pending, r.spool_dropped) for r in rows] == [
+        ("b1", "online", "0.4.0", 48.0, None, 0, 0),
+        ("b2", "online", "0.4.1", 71.5, "mic_lost", 7, 2),
+        ("b3", "offline", None, None, None, 0, 0),
+    ]
+    assert rows[0].last_seen == pytest.approx(now - 2) and rows[2].reason == "connection_lost"
+    text = format_status(rows, now)
+    assert text.splitlines()[2].startswith("OFFLINE") and f"{site}  b3" in text.splitlines()[2]
+    for box in sent:  # tidy up the shared broker: an empty retained payload deletes the retained message
+        client = _as_box(broker, tmp_path, site, box)
+        _publish(client, f"madoguchi/v1/{site}/{box}/status", b"", retain=True)
+        _publish(client, f"madoguchi/v1/{site}/{box}/health", b"", retain=True)
+        close(client)
+
+
+def test_collect_gets_what_was_published_while_away_once_and_in_order(broker, tmp_path: Path) -> None:
+    site, collector_id = f"co-{uuid.uuid4().hex[:6]}", f"madoguchi-collector-test-{uuid.uuid4().hex[:8]}"
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        first = _admin(broker, tmp_path, collector_id, clean=False)  # first run: the broker learns the session
+        collect(first, store, drain_s=0.3, site=site)
+        close(first)
+
+        box = _as_box(broker, tmp_path, site, "k1")  # while the collector is away
+        records = [utterance(n, time.time() + n) for n in (1, 2, 3)]
+        for record in (records[2], records[0], records[1], records[0]):  # out of order, and seq 1 twice (QoS 1 redelivery)
+            _publish(box, f"madoguchi/v1/{site}/k1/usage", record)
+        _publish(box, f"madoguchi/v1/{site}/k1/event", event(1, time.time()))
+        _publish(box, f"madoguchi/v1/{site}/k1/usage", {"id": "nope"})
+        close(box)
+
+        again = _admin(broker, tmp_path, collector_id, clean=False)
+        try:
+            stats = collect(again, store, drain_s=1.0, site=site)
+        finally:
+            close(again)
+        assert (stats.received, stats.stored, stats.duplicates, stats.invalid) == (6, 4, 1, 1)
+        usage = store.records(stream="usage")
+        assert [r.seq for r in usage] == [1, 2, 3] and [r.id for r in usage] == [r["id"] for r in records]
+        assert usage[0].site == site and usage[0].box == "k1" and usage[0].latency_ms == 500.0
+        assert store.count("event") == 1
+
+
+def test_unacknowledged_messages_come_back_on_the_next_run(broker, tmp_path: Path) -> None:
+    """A collector that dies between receiving and storing loses nothing: it acknowledges only after the commit."""
+    site, collector_id = f"ack-{uuid.uuid4().hex[:6]}", f"madoguchi-collector-test-{uuid.uuid4().hex[:8]}"
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        setup = _admin(broker, tmp_path, collector_id, clean=False)
+        collect(setup, store, drain_s=0.3, site=site)
+        close(setup)
+        box = _as_box(broker, tmp_path, site, "k1")
+        records = [utterance(n, time.time()) for n in (1, 2)]
+        for record in records:
+            _publish(box, f"madoguchi/v1/{site}/k1/usage", record)
+        close(box)
+
+        crashed = _admin(broker, tmp_path, collector_id, clean=False)
+        deadline = time.monotonic() + 5
+        while inbox(crashed).qsize() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert inbox(crashed).qsize() == 2  # received, never stored nor acknowledged
+        close(crashed)
+
+        again = _admin(broker, tmp_path, collector_id, clean=False)
+        try:
+            stats = collect(again, store, drain_s=1.0, site=site)
+        finally:
+            close(again)
+        assert stats.stored == 2 and [r.id for r in store.records()] == [r["id"] for r in records]
+
+
+def test_queued_messages_survive_a_broker_restart(broker, tmp_path: Path) -> None:
+    site, collector_id = f"rs-{uuid.uuid4().hex[:6]}", f"madoguchi-collector-test-{uuid.uuid4().hex[:8]}"
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        setup = _admin(broker, tmp_path, collector_id, clean=False)
+        collect(setup, store, drain_s=0.3, site=site)
+        close(setup)
+        box = _as_box(broker, tmp_path, site, "k1")
+        _publish(box, f"madoguchi/v1/{site}/k1/usage", utterance(1, time.time()))
+        close(box)
+        broker.restart()
+        again = _admin(broker, tmp_path, collector_id, clean=False)
+        try:
+            stats = collect(again, store, drain_s=1.0, site=site)
+        finally:
+            close(again)
+        assert stats.stored == 1 and store.count() == 1
+
+
+def test_the_cli_entry_points_end_to_end(broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from madoguchi.fleet import commands
+
+    monkeypatch.setattr(commands, "DRAIN_IDLE_S", 0.5)
+    site = f"cli-{uuid.uuid4().hex[:6]}"
+    admin = broker.mqtt_settings(broker.admin(), "admin", "admin", spool_path=tmp_path / "admin.spool", username="admin")
+    db = tmp_path / "fleet.sqlite3"
+    with pytest.raises(FleetInputError, match="no collector database"):
+        commands.run_report("7d", tmp_path / "report", db)
+    commands.run_collect(admin, db, drain=True, site=site)  # the first run makes the session
+    box = _as_box(broker, tmp_path, site, "k1")
+    _publish(box, f"madoguchi/v1/{site}/k1/status", online("0.5.0", time.time()), retain=True)
+    for n in (1, 2):
+        _publish(box, f"madoguchi/v1/{site}/k1/usage", utterance(n, time.time() - 60, duration_s=30.0))
+    close(box)
+    stats = commands.run_collect(admin, db, drain=True, site=site)
+    assert stats.stored == 2
+    out = io.StringIO()
+    assert commands.run_status(admin, out, site=site) == 0
+    assert out.getvalue().startswith("1 box: 1 online, 0 offline") and "0.5.0" in out.getvalue()
+    page = commands.run_report("1h", tmp_path / "report", db)
+    assert re.search(r"<td>1</td><td>2</td><td>0</td><td>1</td><td>1.0</td>", page.read_text(encoding="utf-8"))
+    with pytest.raises(FleetInputError, match="--since '1 week'"):
+        commands.run_report("1 week", tmp_path / "report", db)
+    box = _as_box(broker, tmp_path, site, "k1")
+    _publish(box, f"madoguchi/v1/{site}/k1/status", b"", retain=True)
+    close(box)
