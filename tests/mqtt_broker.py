@@ -26,6 +26,7 @@ each other's messages, and remember that ``restart()``/``kill()`` disconnect eve
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import re
 import secrets
@@ -34,6 +35,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -132,8 +134,8 @@ class Broker:
             if self.running:
                 return
             self._write_config()
-            self._stderr = open(self.stderr_file, "ab")  # noqa: SIM115 - closed in _reap
-            self._proc = subprocess.Popen(["mosquitto", "-c", str(self.conf_file)], stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr)
+            self._stderr = open(self.stderr_file, "ab")  # noqa: SIM115 - closed in _signal_and_reap
+            self._proc = subprocess.Popen(["mosquitto", "-c", str(self.conf_file)], stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, preexec_fn=_die_with_parent())
             _live.add(self)
             deadline = time.monotonic() + START_TIMEOUT_S
             last_error: BaseException | None = None
@@ -248,7 +250,7 @@ class Broker:
     def _new_login(self, username: str, file_stem: str) -> BoxLogin:
         path = self._logins_dir / f"{file_stem}.password"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18), encoding="utf-8")
+        path.write_text(secrets.token_hex(16), encoding="utf-8")
         path.chmod(0o600)
         login = BoxLogin(username, path)
         self._logins[username] = login
@@ -463,6 +465,26 @@ def disconnect(client: mqtt.Client) -> None:
 
 
 _live: set[Broker] = set()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For Popen: mosquitto gets SIGTERM when pytest dies, even by SIGTERM/SIGKILL (CI timeouts),
+    where no finaliser or atexit runs. Linux's parent-death signal fires when the *thread* that
+    forked exits, so it is set only when starting from the main thread."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os._exit(1)
+
+    return arm
 
 
 @atexit.register

@@ -1,0 +1,65 @@
+"""Telemetry payloads and sessions, built by pure functions: schemas hold, words stay home."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from madoguchi.events import Utterance
+from madoguchi.telemetry import health, messages
+from madoguchi.telemetry.schemas import problems
+from madoguchi.telemetry.topics import Topics, split_topic
+
+
+def utterance(side: str = "staff", duration: float = 1.5) -> Utterance:
+    return Utterance(0.0, duration, side, 270.0, 20.0, 0.9, False, duration + 0.3, "silence", -0.25, np.zeros(0, np.float32))
+
+
+def envelope(record: dict, seq: int = 1) -> dict:
+    return {"id": "0" * 32, "seq": seq, "ts": 1.0, **record}
+
+
+def test_usage_carries_no_words_unless_shared() -> None:
+    plain = messages.utterance_usage(utterance(), "a" * 32, lang="ja", target_lang="en", timings_ms={"vad_ms": 1.0}, text="住民票", translation="certificate")
+    assert "text" not in plain and "translation" not in plain and not problems("usage", envelope(plain))
+    shared = messages.utterance_usage(utterance(), "a" * 32, text="住民票", translation="certificate", share_transcripts=True)
+    assert shared["text"] == "住民票" and not problems("usage", envelope(shared))
+
+
+def test_sessions_end_after_an_idle_pause() -> None:
+    ids = (f"{i:032x}" for i in itertools.count(1))
+    tracker = messages.SessionTracker(idle_s=60.0, new_id=lambda: next(ids))
+    first, ended = tracker.on_utterance(utterance("staff"), ts=100.0, lang="ja")
+    assert ended is None
+    same, ended = tracker.on_utterance(utterance("resident", 2.0), ts=130.0, lang="vi")
+    assert same == first and ended is None
+    second, ended = tracker.on_utterance(utterance("staff"), ts=300.0, lang="ja")
+    assert second != first
+    assert ended == {"kind": "session", "session": first, "started_ts": 98.5, "ended_ts": 130.0, "utterances": 2, "by_side": {"staff": 1, "resident": 1},
+                     "languages": ["ja", "vi"], "speech_s": 3.5, "mode": "interpret"}
+    assert not problems("usage", envelope(ended))
+    assert tracker.expire(330.0) is None and tracker.expire(400.0)["session"] == second
+    assert tracker.close() is None
+
+
+def test_status_and_health_match_their_schemas() -> None:
+    assert not problems("status", messages.status_online("0123456789ab", ["silero-vad-6.2"], 5.0))
+    assert not problems("status", messages.status_offline("connection_lost"))
+    reading = health.readings("/tmp", mic_level_dbfs=-62.04, audio_state="capturing", last_error=None,
+                              spool={"pending": 0, "bytes": 0, "oldest_age_s": None, "dropped_total": 0, "dropped": {}}, ts=1.0)
+    assert not problems("health", reading) and reading["mic_level_dbfs"] == -62.0 and reading["uptime_s"] > 0
+
+
+def test_event_schema_rejects_text_beyond_500_characters() -> None:
+    assert not problems("event", envelope(messages.event("operator_call", "operator_call", "desk 3")))
+    assert len(messages.event("error", "mic_lost", "x" * 900)["message"]) == 500
+
+
+def test_topics() -> None:
+    topics = Topics("city-hall", "desk-1")
+    assert topics.commands == "madoguchi/v1/city-hall/desk-1/cmd/+"
+    assert topics.command_name("madoguchi/v1/city-hall/desk-1/cmd/ping") == "ping"
+    assert topics.command_name("madoguchi/v1/city-hall/desk-2/cmd/ping") is None
+    assert topics.command_name("madoguchi/v1/city-hall/desk-1/cmd/a/b") is None
+    assert split_topic(topics.usage) == ("city-hall", "desk-1", "usage")
