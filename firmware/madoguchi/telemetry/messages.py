@@ -40,7 +40,8 @@ def utterance_usage(utterance: Utterance, session: str, *, mode: str = "interpre
         "mode": mode,
         "duration_s": round(utterance.duration_s, 3),
         "side_confidence": utterance.side_confidence,
-        "timings_ms": {k: round(v, 1) for k, v in (timings_ms or {}).items()},
+        # The endpointer's share of the latency is known for every utterance; later stages add theirs.
+        "timings_ms": {k: round(v, 1) for k, v in {"endpoint_ms": (utterance.decided_at_s - utterance.end_s) * 1000, **(timings_ms or {})}.items()},
     }
     if share_transcripts:  # the one place words may enter telemetry, and only when asked to
         if text is not None:
