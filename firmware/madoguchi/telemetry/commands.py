@@ -29,7 +29,10 @@ from madoguchi.files import atomic_write_text
 from madoguchi.telemetry.schemas import problems
 
 # Keys a running box applies at once; the rest take effect at the next start (restart_required).
-LIVE_KEYS = frozenset({"log.level", "mqtt.health_interval_s", "mqtt.share_transcripts"})
+LIVE_KEYS = frozenset({"log.level", "mqtt.health_interval_s"})
+# Keys only the site itself may set, in its own files: where the box keeps its state and secrets,
+# and whether words may leave the counter at all (privacy is the site's decision, not the fleet's).
+LOCAL_ONLY_KEYS = frozenset({"paths.state_dir", "mqtt.share_transcripts", "mqtt.password_file", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file", "mqtt.spool_path"})
 COMMANDS = ("set_config", "push_glossary", "push_phrasebook", "ping", "request_health")
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_ENTRIES = 20000
@@ -101,6 +104,10 @@ def _set_config(ok: dict[str, Any], args: dict[str, Any], layers: list[tuple[str
     changes = args.get("set")
     if set(args) != {"set"} or not isinstance(changes, dict) or not changes or not all(isinstance(v, dict) and v for v in changes.values()):
         raise _Refused("bad_args", 'set_config needs {"set": {"<table>": {"<key>": value}}}')
+    keys = sorted(f"{t}.{k}" for t, body in changes.items() for k in body)
+    local_only = [k for k in keys if k in LOCAL_ONLY_KEYS]
+    if local_only:
+        raise _Refused("local_only", f"{', '.join(local_only)} can only be set in the box's own config file, not remotely")
     fleet_path = settings.paths.fleet_config
     others = [(n, doc) for n, doc in layers if Path(n) != fleet_path]
     current = next((doc for n, doc in layers if Path(n) == fleet_path), {})
@@ -111,9 +118,6 @@ def _set_config(ok: dict[str, Any], args: dict[str, Any], layers: list[tuple[str
         updated = settings_from_layers([*others, (str(fleet_path), merged)])
     except ConfigError as err:
         raise _Refused("invalid_config", "; ".join(str(p) for p in err.problems)) from err
-    if Path(updated.paths.state_dir) != Path(settings.paths.state_dir):
-        raise _Refused("invalid_config", "[paths] state_dir cannot be set remotely (it holds the fleet layer itself)")
-    keys = sorted(f"{t}.{k}" for t, body in changes.items() for k in body)
     result = {"set": keys, "config_hash": updated.digest(), "restart_required": [k for k in keys if k not in LIVE_KEYS]}
     return Outcome({**ok, "result": result}, writes=(Write(fleet_path, to_toml(merged)),), reload_settings=True)
 
