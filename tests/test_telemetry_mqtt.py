@@ -253,3 +253,27 @@ def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path)
     session = next(p for leaf, p, _ in watcher.messages if leaf == "usage" and p["kind"] == "session")
     assert session["utterances"] == len(printed) and session["by_side"]["staff"] + session["by_side"]["resident"] == len(printed)
     assert not watcher.invalid
+
+
+def test_the_service_reports_usage_and_says_offline_on_sigterm(broker, tmp_path: Path) -> None:
+    config = box_config(broker, tmp_path, "demo", "service")
+    demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
+    config.write_text(config.read_text() + "\n[array]" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1])
+    watcher = FleetWatcher(broker, "madoguchi/v1/demo/service/#")
+    service = subprocess.Popen([sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--config", str(config), "--replay", str(demo / "counter-demo.flac")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        watcher.wait_for(lambda m: any(leaf == "status" and p["state"] == "online" and p["models"] for leaf, p, _ in m), 20, "online")
+        watcher.wait_for(lambda m: sum(1 for leaf, p, _ in m if leaf == "usage") >= 2, 30, "usage while it runs")
+        service.send_signal(signal.SIGTERM)
+        out, err = service.communicate(timeout=20)
+        assert service.returncode == 0, err[-2000:]
+        watcher.wait_for(lambda m: any(leaf == "status" and p["state"] == "offline" and p["reason"] == "shutdown" for leaf, p, _ in m), 10, "offline")
+        # The session ended with the service and was reported, not lost.
+        watcher.wait_for(lambda m: any(leaf == "usage" and p["kind"] == "session" for leaf, p, _ in m), 10, "the session record")
+    finally:
+        service.kill()
+        watcher.close()
+    assert len(watcher.usage()) == len(out.splitlines())
+    assert all(u["timings_ms"]["endpoint_ms"] >= 0 for u in watcher.usage())
+    assert not watcher.invalid, watcher.invalid[:5]

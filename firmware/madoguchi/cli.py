@@ -42,7 +42,9 @@ def _telemetry(settings: Settings, layers: list, **kwargs: object):
         return None
     from madoguchi.telemetry.service import Telemetry
 
-    telemetry = Telemetry(settings, layers, **kwargs)
+    from madoguchi.frontend.vad import bundled_model_path
+
+    telemetry = Telemetry(settings, layers, models=[bundled_model_path().stem], **kwargs)
     telemetry.start()
     return telemetry
 

@@ -24,6 +24,7 @@ from madoguchi.config import Settings
 from madoguchi.errors import AudioDeviceNotFoundError
 from madoguchi.events import FrontendEvent, Utterance
 from madoguchi.frontend.pipeline import Frontend
+from madoguchi.frontend.vad import bundled_model_path
 from madoguchi.replay import build_frontend, utterance_record
 from madoguchi.sdnotify import SystemdNotifier
 
@@ -120,7 +121,7 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     if settings.mqtt.enabled:
         from madoguchi.telemetry.service import Telemetry
 
-        telemetry = Telemetry(settings, layers or [], box_state=box_state, on_settings=apply_live)
+        telemetry = Telemetry(settings, layers or [], models=[bundled_model_path().stem], box_state=box_state, on_settings=apply_live)
         telemetry.start()
 
     def stop() -> None:
