@@ -145,7 +145,9 @@ def test_kill_9_mid_flush_then_restart_loses_nothing_and_will_says_offline(broke
         before_restart = len({p["id"] for p in watcher.usage()})
         assert before_restart < 1000  # it really died mid-flush
         second = start_box(config, 0, hold=3.0)  # same spool: forwards what the first one could not
+        restarted = time.monotonic()
         watcher.wait_for(lambda m: len({p["id"] for leaf, p, _ in m if leaf == "usage" and p.get("kind") == "utterance"}) >= appended, 60, "every appended record")
+        drain_rate = (appended - before_restart) / (time.monotonic() - restarted)
         fresh = broker.subscriber("madoguchi/v1/city/crash/status")
         try:  # a dashboard started now sees the box online again: retained
             fresh.wait_for(lambda m: any(json.loads(p)["state"] == "online" and retained for _, p, retained in m), 10)
@@ -158,7 +160,7 @@ def test_kill_9_mid_flush_then_restart_loses_nothing_and_will_says_offline(broke
         watcher.close()
     distinct, duplicates, ordered = delivery_report(watcher.usage(), appended)
     with capsys.disabled():
-        print(f"\nkill -9 mid-flush: {before_restart} of 1000 delivered before the kill, {distinct} after the restart, {duplicates} duplicates, in order: {ordered}; will after {will_after:.1f} s")
+        print(f"\nkill -9 mid-flush: {before_restart} of 1000 delivered before the kill, {distinct} after the restart, {duplicates} duplicates, in order: {ordered}; will after {will_after:.1f} s; backlog forwarded at {drain_rate:.0f} events/s (incl. process start, TLS)")
     assert distinct == appended and ordered
     assert any(leaf == "status" and p["state"] == "offline" and p["reason"] == "shutdown" for leaf, p, _ in watcher.messages)
     assert not watcher.invalid, watcher.invalid[:5]
