@@ -126,6 +126,9 @@ install -d "$units/multi-user.target.wants" "$STAGE/etc/madoguchi" "$STAGE/etc/s
 install -m 0644 "$HERE/systemd/madoguchi.service" "$HERE/systemd/madoguchi-firstboot.service" "$units/"
 ln -sfn /etc/systemd/system/madoguchi-firstboot.service "$units/multi-user.target.wants/madoguchi-firstboot.service"
 install -m 0755 "$HERE/systemd/madoguchi-firstboot.sh" "$STAGE/usr/local/lib/madoguchi/firstboot.sh"
+# The model manifest and its lock (what `madoguchi models` fetches and verifies; never weights).
+install -Dm 0644 "$HERE/models/manifest.toml" "$STAGE/usr/share/madoguchi/models/manifest.toml"
+install -Dm 0644 "$HERE/models/manifest.lock" "$STAGE/usr/share/madoguchi/models/manifest.lock"
 install -m 0644 "$HERE/systemd/journald-madoguchi.conf" "$STAGE/etc/systemd/journald.conf.d/madoguchi.conf"
 install -m 0644 "$HERE/hw/README.md" "$HERE/hw/wiring.md" "$HERE/hw/pinmap.toml" "$STAGE/opt/madoguchi/doc/"
 install -m 0644 "$HERE/systemd/README.md" "$STAGE/opt/madoguchi/doc/systemd.md"

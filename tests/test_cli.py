@@ -83,3 +83,14 @@ def test_demo_prints_the_bundled_conversation() -> None:
     for r in records:
         assert {"start_s", "end_s", "side", "azimuth_deg", "side_confidence"} <= set(r)
         assert 0 <= r["start_s"] < r["end_s"] and 0.0 <= r["side_confidence"] <= 1.0
+
+
+def test_models_list_and_the_licence_gate(tmp_path: Path, write_config) -> None:
+    config = write_config(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
+    listing = madoguchi("models", "list", "--no-system-config", "--config", str(config))
+    assert listing.returncode == 0 and "whisper-base-ct2" in listing.stdout and "CC-BY-NC" in listing.stdout
+    refused = madoguchi("models", "fetch", "--no-system-config", "--config", str(config), "nllb-200-distilled-600m")
+    assert_clean_failure(refused, 1, "[model_unlicensed]", "--accept-licence")
+    unavailable = madoguchi("models", "fetch", "--no-system-config", "--config", str(config), "--accept-licence", "nllb-200-distilled-600m")
+    assert_clean_failure(unavailable, 1, "[model_unavailable]")
+    assert not (tmp_path / "state" / "models" / "nllb-200-distilled-600m").exists()

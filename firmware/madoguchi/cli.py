@@ -174,6 +174,49 @@ def cmd_fleet_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from madoguchi.models import cli as models
+
+    where = {"models_dir": Path(_settings(args).paths.state_dir) / "models"}
+    action = args.models_command
+    if action == "list":
+        return models.models_list(**where)
+    if action == "fetch":
+        return models.models_fetch(args.ids, accept_licence=args.accept_licence, assets=args.assets, **where)
+    if action == "verify":
+        return models.models_verify(args.ids, **where)
+    if action == "import":
+        return models.models_import(args.id, args.folder, accept_licence=args.accept_licence, **where)
+    if action == "convert":
+        return models.models_convert(args.ids, assets=args.assets, **where)
+    return models.models_lock(args.ids, **where)
+
+
+def _models_parsers(sub: argparse._SubParsersAction, with_config) -> None:
+    models = sub.add_parser("models", help="the model manager: list, fetch, verify, import, convert, lock").add_subparsers(dest="models_command", required=True)
+    with_config(models.add_parser("list", help="every model in the manifest, its licence and whether it is here")).set_defaults(func=cmd_models)
+    fetch = with_config(models.add_parser("fetch", help="download (with resume) and verify against the lock"))
+    fetch.add_argument("ids", nargs="+")
+    fetch.add_argument("--accept-licence", action="store_true", help="allow a model whose licence forbids commercial use (NLLB)")
+    fetch.add_argument("--assets", type=Path, help="the openai-whisper sdist, for converting to ggml")
+    fetch.set_defaults(func=cmd_models)
+    verify = with_config(models.add_parser("verify", help="check every file's size and sha256 (all models present if none named)"))
+    verify.add_argument("ids", nargs="*")
+    verify.set_defaults(func=cmd_models)
+    imp = with_config(models.add_parser("import", help="copy a model from a folder or USB stick (offline sites)"))
+    imp.add_argument("id")
+    imp.add_argument("folder", type=Path)
+    imp.add_argument("--accept-licence", action="store_true")
+    imp.set_defaults(func=cmd_models)
+    convert = with_config(models.add_parser("convert", help="build ggml models for whisper.cpp from the CTranslate2 Whisper"))
+    convert.add_argument("ids", nargs="+")
+    convert.add_argument("--assets", type=Path, help="the openai-whisper sdist (mel filters, vocabulary)")
+    convert.set_defaults(func=cmd_models)
+    lock = with_config(models.add_parser("lock", help="record the sha256 of models that are here"))
+    lock.add_argument("ids", nargs="+")
+    lock.set_defaults(func=cmd_models)
+
+
 def _fleet_parsers(sub: argparse._SubParsersAction, with_config) -> None:
     fleet = sub.add_parser("fleet", help="admin tools: watch and report on every box over MQTT").add_subparsers(dest="fleet_command", required=True)
     status = with_config(fleet.add_parser("status", help="table of boxes: online, last seen, version, temperature, last error"))
@@ -238,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(func=cmd_devices)
     _fleet_parsers(sub, with_config)
+    _models_parsers(sub, with_config)
     return parser
 
 
