@@ -17,16 +17,8 @@ import pytest
 
 from madoguchi.errors import MadoguchiError
 from madoguchi.models.ct2 import read_ct2_model
-from madoguchi.models.ggml import (
-    GGML_MAGIC,
-    GgmlFormatError,
-    ModelConvertError,
-    check_ggml_file,
-    convert_ct2_to_ggml,
-    dequantize,
-    quantize_q5_0,
-    quantize_q8_0,
-)
+from madoguchi.models.ggml import GGML_MAGIC, GgmlFormatError, check_ggml_file, dequantize, quantize_q5_0, quantize_q8_0
+from madoguchi.models.whisper_convert import ModelConvertError, convert_ct2_to_ggml
 from tests.bench.asr_convert import (
     FasterWhisper,
     WhisperCpp,

