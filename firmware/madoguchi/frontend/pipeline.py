@@ -14,6 +14,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,15 @@ FRAME_S = FRAME_SAMPLES / PROCESSING_RATE_HZ
 BACKGROUND_WINDOW_S = 4.0
 TAIL_MS = 160  # audio kept after the last speech frame so ASR hears the word's end
 BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s  # frames replayed into Silero when it resumes after skipped quiet frames
+
+
+class _Observed(NamedTuple):
+    """One frame as the cascade saw it; spectra and cross-spectra only if it got that far."""
+
+    evidence: endpoint.FrameEvidence
+    level: float
+    spectra: np.ndarray | None
+    cross: np.ndarray | None
 
 
 class _FrameRing:
@@ -106,8 +116,8 @@ class Frontend:
         with self._stage("vad"):
             return self._vad(mono)
 
-    def _evidence(self, index: int, frame: np.ndarray) -> tuple[endpoint.FrameEvidence, np.ndarray | None]:
-        """Level, direction and VAD for one frame, cheapest first; also its PHAT cross-spectra."""
+    def _evidence(self, frame: np.ndarray) -> _Observed:
+        """Level, direction and VAD for one frame, cheapest first."""
         with self._stage("level"):
             mono = frame.mean(axis=1)
             level = frame_level_db(mono)
@@ -119,41 +129,42 @@ class Frontend:
         listening = self._state.phase is not endpoint.Phase.SILENCE
         if not listening and above < self._timing.start_gate_db:
             # Too quiet to open an utterance (most of a counter's day): skip direction and VAD.
-            return endpoint.FrameEvidence(0.0, above, None), None
+            return _Observed(endpoint.FrameEvidence(0.0, above, None), level, None, None)
         with self._stage("spatial"):
             spectra = self._srp.spectra(frame)
             cross = self._srp.cross_spectra(spectra, self._background_power)
             side = self._gate.side_of(cross)
         if not listening and side is None:
-            return endpoint.FrameEvidence(0.0, above, None), cross  # from elsewhere: cannot open one
-        return endpoint.FrameEvidence(self._speech_probability(mono), above, side), cross
+            return _Observed(endpoint.FrameEvidence(0.0, above, None), level, spectra, cross)  # from elsewhere: cannot open one
+        return _Observed(endpoint.FrameEvidence(self._speech_probability(mono), above, side), level, spectra, cross)
 
     def _process_frame(self, frame: np.ndarray) -> list[FrontendEvent]:
         index = self._frame
         self._frame += 1
         self._ring.put(index, frame)
-        evidence, cross = self._evidence(index, frame)
+        observed = self._evidence(frame)
+        evidence = observed.evidence
         with self._stage("endpoint"):
             speech = endpoint.is_speech_frame(self._state, evidence, self._timing)
             if self._state.phase is endpoint.Phase.SILENCE and not speech and np.isfinite(evidence.above_background_db):
-                self._background.update(evidence.above_background_db + self._background.db)
-                self._learn_background_power(index, frame)
+                self._background.update(observed.level)
+                self._learn_background_power(index, frame, observed.spectra)
             self._state, ep_events = endpoint.step(self._state, index, evidence, self._timing)
-        if speech and cross is not None:
+        if speech and observed.cross is not None:
             with self._stage("doa"):
                 # Frames that stand well above the background carry the talker, not the room.
-                weighted = (evidence.probability * float(np.clip(evidence.above_background_db / 6.0, 0.25, 4.0))) * cross
+                weighted = (evidence.probability * float(np.clip(evidence.above_background_db / 6.0, 0.25, 4.0))) * observed.cross
                 self._recent.append((index, weighted))
                 if self._accumulated is not None:
                     self._accumulated += weighted
         return self._handle(ep_events)
 
-    def _learn_background_power(self, index: int, frame: np.ndarray) -> None:
+    def _learn_background_power(self, index: int, frame: np.ndarray, spectra: np.ndarray | None) -> None:
         """Average power spectrum of the room without us: noise, babble (every other frame)."""
         if index % 2:
             return
         with self._stage("spatial"):
-            power = self._srp.band_power(self._srp.spectra(frame))
+            power = self._srp.band_power(spectra if spectra is not None else self._srp.spectra(frame))
             if self._background_power is None:
                 self._background_power = power
             else:
