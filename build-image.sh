@@ -26,6 +26,11 @@ offline into /opt/madoguchi/venv, and the config.txt lines from hw/config.txt.d/
                      cp313 on trixie) of madoguchi's dependencies. If DIR holds no
                      madoguchi-*.whl, the project wheel is built from this checkout.
   --debs DIR         .deb files to install at first boot (e.g. libportaudio2 for PyAudio)
+  --models DIR       a model store (as `madoguchi models fetch` fills it, one folder per model
+                     id) to bake into /var/lib/madoguchi/models; every model is verified
+                     against models/manifest.lock, and one whose licence forbids commercial
+                     use (NLLB) is refused unless --accept-licence is given too
+  --accept-licence   allow baking non-commercial models (the site has the right to use them)
   --stage-only DIR   write the root-filesystem overlay tree into DIR (new or empty) and stop:
                      no image, no root, no loop devices. DIR/boot/firmware/ is what goes to
                      the boot partition (madoguchi-config.txt is appended to config.txt).
@@ -38,11 +43,12 @@ EOF
 die() { echo "$PROG: $*" >&2; exit 1; }
 usage_error() { echo "$PROG: $* (see --help)" >&2; exit 2; }
 
-BASE="" OUT="" CONFIG="" WHEELHOUSE="" DEBS="" STAGE_ONLY=""
+BASE="" OUT="" CONFIG="" WHEELHOUSE="" DEBS="" MODELS="" STAGE_ONLY="" ACCEPT_LICENCE=()
 while (($#)); do
     case "$1" in
         -h|--help) usage; exit 0 ;;
-        --base|--out|--config|--wheelhouse|--debs|--stage-only)
+        --accept-licence) ACCEPT_LICENCE=(--accept-licence) && shift ;;
+        --base|--out|--config|--wheelhouse|--debs|--models|--stage-only)
             (($# >= 2)) || usage_error "$1 needs a value"
             name=${1#--} && name=${name//-/_} && declare "${name^^}=$2" && shift 2 ;;
         *) usage_error "unknown argument: $1" ;;
@@ -78,6 +84,7 @@ step "Checking inputs"
 [[ -z $CONFIG || -f $CONFIG ]] || die "site config not found: $CONFIG"
 [[ -z $WHEELHOUSE || -d $WHEELHOUSE ]] || die "wheelhouse is not a directory: $WHEELHOUSE"
 [[ -z $DEBS || -d $DEBS ]] || die "--debs is not a directory: $DEBS"
+[[ -z $MODELS || -d $MODELS ]] || die "--models is not a directory: $MODELS"
 if [[ -n $STAGE_ONLY ]]; then
     [[ ! -e $STAGE_ONLY || -d $STAGE_ONLY ]] || die "stage directory is not a directory: $STAGE_ONLY"
     [[ -z $(ls -A "$STAGE_ONLY" 2>/dev/null) ]] || die "stage directory is not empty: $STAGE_ONLY"
@@ -136,6 +143,17 @@ install -m 0644 "$HERE"/hw/arrays/*.toml "$STAGE/opt/madoguchi/doc/arrays/"
 if [[ -n $DEBS ]]; then
     mkdir -p "$STAGE/opt/madoguchi/debs"
     find "$DEBS" -maxdepth 1 -name '*.deb' -exec cp {} "$STAGE/opt/madoguchi/debs/" \;
+fi
+if [[ -n $MODELS ]]; then
+    # Through `madoguchi models import`: each model verified against the lock, licences enforced.
+    for folder in "$MODELS"/*/; do
+        id=$(basename "$folder")
+        [[ $id == .* ]] && continue
+        echo "    baking model $id"
+        MADOGUCHI_MODELS_DIR="$STAGE/var/lib/madoguchi/models" PYTHONPATH="$HERE/firmware" \
+            "$PYTHON" -m madoguchi models import --no-system-config "$id" "$folder" "${ACCEPT_LICENCE[@]}" \
+            || die "model $id cannot be baked into the image (see the error above)"
+    done
 fi
 install -m 0644 "$HERE/hw/config.txt.d/madoguchi.txt" "$STAGE/boot/firmware/madoguchi-config.txt"
 [[ -z $CONFIG ]] || install -m 0644 "$CONFIG" "$STAGE/boot/firmware/madoguchi.toml"

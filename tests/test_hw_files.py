@@ -330,3 +330,35 @@ def test_refuses_without_root(public_dir: Path) -> None:
     else:
         pytest.skip("running as root and setpriv is not available to drop privileges")
     _one_line_refusal(result, "needs root")
+
+
+def test_stage_only_bakes_verified_models(tmp_path: Path, wheelhouse: Path, speech_store) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(speech_store.folder("whisper-base-ggml-q8_0"), models / "whisper-base-ggml-q8_0")
+    stage = tmp_path / "stage"
+    result = _run("--stage-only", str(stage), "--wheelhouse", str(wheelhouse), "--models", str(models), env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode == 0, result.stderr
+    baked = stage / "var/lib/madoguchi/models/whisper-base-ggml-q8_0/ggml-base-q8_0.bin"
+    assert baked.read_bytes() == (models / "whisper-base-ggml-q8_0" / "ggml-base-q8_0.bin").read_bytes()
+
+
+def test_stage_only_refuses_a_damaged_model(tmp_path: Path, wheelhouse: Path, speech_store) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(speech_store.folder("whisper-base-ggml-q8_0"), models / "whisper-base-ggml-q8_0")
+    weights = models / "whisper-base-ggml-q8_0" / "ggml-base-q8_0.bin"
+    with weights.open("r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    result = _run("--stage-only", str(tmp_path / "stage"), "--wheelhouse", str(wheelhouse), "--models", str(models), env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode != 0
+    assert "model_truncated" in result.stderr and "cannot be baked" in result.stderr
+
+
+def test_stage_only_refuses_non_commercial_models_without_accept_licence(tmp_path: Path, wheelhouse: Path) -> None:
+    folder = tmp_path / "models" / "nllb-200-distilled-600m"
+    folder.mkdir(parents=True)
+    for name in ("model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.bpe.model"):
+        (folder / name).write_bytes(b"stand-in")
+    result = _run("--stage-only", str(tmp_path / "stage"), "--wheelhouse", str(wheelhouse), "--models", str(tmp_path / "models"), env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode != 0
+    assert "model_unlicensed" in result.stderr and "--accept-licence" in result.stderr
+    assert not (tmp_path / "stage/var/lib/madoguchi/models/nllb-200-distilled-600m").exists()

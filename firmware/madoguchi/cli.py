@@ -20,6 +20,8 @@ from madoguchi.errors import ConfigError, MadoguchiError
 
 log = logging.getLogger(__name__)
 
+STAGES = ("all", "frontend")  # replay/demo --stages: the whole pipeline, or side detection only
+
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
 
@@ -65,7 +67,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from madoguchi.replay import run_replay
 
     settings, layers = _load(args)
-    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers))
+    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers), stages=args.stages)
     log.info("%d utterances", count)
     return 0
 
@@ -78,10 +80,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = files("madoguchi") / "data" / "demo"
     with as_file(demo / "counter-demo.toml") as config, as_file(demo / "counter-demo.flac") as recording:
         settings = load_settings(config, system_layers=False)
+        model_root = ensure_demo_models(settings)
         if not args.json:
-            print(f"Replaying {recording.name}: a Japanese clerk and an English-speaking resident at a 4-mic array\n")
-        run_replay(settings, recording, sys.stdout, args.json)
+            print(f"Replaying {recording.name}: a Japanese clerk and an English-speaking resident at a 4-mic array\n", flush=True)
+        run_replay(settings, recording, sys.stdout, args.json, stages=args.stages, model_root=model_root)
     return 0
+
+
+def ensure_demo_models(settings: Settings) -> Path:
+    """The demo fetches Whisper base on first use (with progress), into a store this user can write."""
+    from madoguchi.models.errors import ModelMissingError
+    from madoguchi.models.fetch import fetch_model
+    from madoguchi.models.store import ModelStore, writable_root
+
+    root = writable_root()
+    store = ModelStore.open(root)
+    model_id = settings.asr.model_id
+    try:
+        store.verify(model_id)
+    except ModelMissingError:
+        print(f"First run: fetching {model_id} into {root} (about 150 MB, once)", file=sys.stderr, flush=True)
+        fetch_model(store, model_id)
+    return root
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -127,7 +147,7 @@ def _capture_side(settings: Settings, side: str, seconds: float) -> list:
 def cmd_run(args: argparse.Namespace) -> int:
     from madoguchi.audio.capture import PyAudioSource
     from madoguchi.daemon import serve
-    from madoguchi.replay import recording_source
+    from madoguchi.replay import build_interpreter, recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     settings, layers = _load(args)
@@ -136,7 +156,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = recording_source(settings, args.replay, realtime=True)
     else:
         source = PyAudioSource(settings.audio, settings.array.n_mics)
-    asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic, layers=layers))
+    interpreter = None if args.stages == "frontend" else build_interpreter(settings)  # models load before READY
+    try:
+        asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic, layers=layers, interpreter=interpreter))
+    finally:
+        if interpreter is not None:
+            interpreter.close()
     return 0
 
 
@@ -177,7 +202,9 @@ def cmd_fleet_report(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from madoguchi.models import cli as models
 
-    where = {"models_dir": Path(_settings(args).paths.state_dir) / "models"}
+    from madoguchi.models.store import store_root
+
+    where = {"models_dir": store_root(_settings(args).paths.state_dir)}
     action = args.models_command
     if action == "list":
         return models.models_list(**where)
@@ -257,12 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay = with_config(sub.add_parser("replay", help="run the pipeline on a multichannel recording"))
     replay.add_argument("input", type=Path, help="recording with one channel per mic (WAV, FLAC)")
     replay.add_argument("--json", action="store_true", help="one JSON object per utterance")
-    replay.add_argument("--stages", choices=("frontend",), default="frontend", help="stop after this stage (frontend: side detection, no models)")
+    replay.add_argument("--stages", choices=STAGES, default="all", help="frontend: stop after side detection (no models); all: ASR and translation too")
     replay.add_argument("--realtime", action="store_true", help="pace the recording like live audio")
     replay.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="replay the bundled counter conversation (no hardware needed)")
     demo.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    demo.add_argument("--stages", choices=STAGES, default="all", help="frontend: side detection only (no models needed)")
     demo.set_defaults(func=cmd_demo)
 
     cal = with_config(sub.add_parser("calibrate", help="learn the staff and resident azimuths"))
@@ -276,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = with_config(sub.add_parser("run", help="run the box (live capture; systemd service)"))
     run.add_argument("--replay", type=Path, help="feed a recording, paced like live audio, instead of the mic array")
     run.add_argument("--wait-for-mic", action="store_true", help="if the mic array is missing, wait for it (status: waiting_for_mic) instead of failing")
+    run.add_argument("--stages", choices=STAGES, default="all", help="frontend: side detection only (no models needed)")
     run.set_defaults(func=cmd_run)
 
     devices = sub.add_parser("devices", help="list audio input devices")

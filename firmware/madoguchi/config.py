@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from madoguchi.errors import ConfigError, ConfigProblem
+from madoguchi.languages import DAY_ONE_RESIDENT, WHISPER
 
 SYSTEM_CONFIG = Path("/etc/madoguchi/madoguchi.toml")
 BOOT_CONFIG = Path("/boot/firmware/madoguchi.toml")
@@ -137,6 +138,65 @@ class PathsSettings:
         return Path(self.state_dir) / "fleet.toml"
 
 
+def _whisper_language(code: str) -> bool:
+    return code in WHISPER
+
+
+_LANGUAGE_TEXT = "an ISO 639-1 code Whisper knows, e.g. ja, en, zh, ko, vi, pt, es, tl, ne, id, th, my"
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    """Who speaks what: the staff language is fixed; the resident's is identified among ``residents``."""
+
+    staff: str = field(default="ja", metadata=_allowed(_whisper_language, _LANGUAGE_TEXT))
+    residents: tuple[str, ...] = field(
+        default=DAY_ONE_RESIDENT,
+        metadata=_allowed(lambda v: 0 < len(v) <= 20 and all(map(_whisper_language, v)) and len(set(v)) == len(v), f"1 to 20 distinct codes, each {_LANGUAGE_TEXT}"),
+    )
+    # The site's language mix as prior weights, one per entry of ``residents`` (() = equal): a
+    # city hall with many Vietnamese residents should not need much evidence to hear Vietnamese.
+    resident_weights: tuple[float, ...] = field(default=(), metadata=_allowed(lambda v: all(w > 0 for w in v), "positive numbers, one per entry of residents"))
+
+
+ASR_BACKENDS = ("whisper.cpp", "faster-whisper")
+DEFAULT_ASR_MODELS = {"whisper.cpp": "whisper-base-ggml-q8_0", "faster-whisper": "whisper-base-ct2"}
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    """Speech recognition: which engine and model, and how hard to try on short utterances."""
+
+    backend: str = field(default="whisper.cpp", metadata=_allowed(lambda v: v in ASR_BACKENDS, " or ".join(ASR_BACKENDS)))
+    model: str = ""  # a model id from models/manifest.toml; "" = Whisper base for the backend
+    threads: int = field(default=2, metadata=_between(1, 16))
+    window: str = field(default="fitted", metadata=_allowed(lambda v: v in ("fitted", "full"), "fitted (encoder context sized to the utterance) or full (Whisper's 30 s window)"))
+    window_margin_s: float = field(default=1.0, metadata=_between(0.0, 30.0))  # silence the encoder sees after the speech
+    window_min_s: float = field(default=10.0, metadata=_between(0.0, 30.0))  # shorter contexts change words (see README, Measured)
+    beam_size: int = field(default=1, metadata=_between(1, 8))
+    no_speech_threshold: float = field(default=0.6, metadata=_between(0.0, 1.0))
+    logprob_threshold: float = field(default=-1.0, metadata=_between(-10.0, 0.0))
+    compression_ratio_threshold: float = field(default=2.4, metadata=_between(1.0, 10.0))
+    partials: bool = True  # live captions of a still-open utterance, only while the CPU is free
+    partial_interval_s: float = field(default=1.0, metadata=_between(0.2, 10.0))
+
+    @property
+    def model_id(self) -> str:
+        return self.model or DEFAULT_ASR_MODELS[self.backend]
+
+
+@dataclass(frozen=True)
+class MtSettings:
+    """Translation: phrasebook and glossary first, then CTranslate2 models from the model store."""
+
+    models: tuple[str, ...] = ()  # model ids from models/manifest.toml; () = phrasebook and glossary only
+    threads: int = field(default=2, metadata=_between(1, 16))
+    beam_size: int = field(default=1, metadata=_between(1, 8))
+    pivot: str = field(default="en", metadata=_allowed(_whisper_language, _LANGUAGE_TEXT))
+    phrasebook: bool = True
+    glossary: bool = True
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -153,6 +213,9 @@ class Settings:
     audio: AudioSettings = AudioSettings()
     vad: VadSettings = VadSettings()
     sides: SidesSettings = SidesSettings()
+    languages: LanguageSettings = LanguageSettings()
+    asr: AsrSettings = AsrSettings()
+    mt: MtSettings = MtSettings()
     mqtt: MqttSettings = MqttSettings()
     paths: PathsSettings = PathsSettings()
     log: LogSettings = LogSettings()
@@ -204,6 +267,10 @@ def _describe(annotation: Any) -> str:
         return "a list of [x, y, z] positions in metres"
     if annotation == tuple[int, ...]:
         return "a list of whole numbers"
+    if annotation == tuple[float, ...]:
+        return "a list of numbers"
+    if annotation == tuple[str, ...]:
+        return "a list of strings"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[annotation]
 
 
@@ -264,6 +331,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([ConfigProblem(str(path), "", f"not valid TOML: {err}")]) from err
 
 
+def _check_languages(settings: Settings) -> list[tuple[str, str, str]]:
+    languages = settings.languages
+    problems = []
+    if languages.resident_weights and len(languages.resident_weights) != len(languages.residents):
+        problems.append(("languages", "resident_weights", f"{len(languages.resident_weights)} weights for {len(languages.residents)} resident languages; allowed: one weight per entry of residents, or [] for equal weights"))
+    if languages.staff in languages.residents:
+        problems.append(("languages", "residents", f"{languages.staff!r} is the staff language; allowed: languages other than staff (caption mode serves residents who speak {languages.staff})"))
+    if settings.mt.pivot == languages.staff:
+        problems.append(("mt", "pivot", f"{settings.mt.pivot!r} is the staff language; allowed: a third language that models cover both ways (en)"))
+    return problems
+
+
 def settings_from_layers(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
     """Build validated Settings from (name, parsed TOML) layers, lowest priority first."""
     merged, origin = _merge(layers)
@@ -277,7 +356,8 @@ def settings_from_layers(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
     settings = Settings(**tables, sources=tuple(name for name, _ in layers))
     from madoguchi.geometry import check_geometry  # geometry imports config types; import late
 
-    problems += [ConfigProblem(origin.get(f"{t}.{k}", origin.get(t, "defaults")), f"[{t}] {k}", m) for t, k, m in check_geometry(settings)]
+    cross_checks = check_geometry(settings) + _check_languages(settings)
+    problems += [ConfigProblem(origin.get(f"{t}.{k}", origin.get(t, "defaults")), f"[{t}] {k}", m) for t, k, m in cross_checks]
     if problems:
         raise ConfigError(problems)
     return settings

@@ -1,9 +1,9 @@
-"""``madoguchi run``: the box's service, live capture through the front end under systemd.
+"""``madoguchi run``: the box's service, live capture through the whole pipeline under systemd.
 
 One asyncio loop owns the process: a worker thread captures and runs the front end (blocking
-PortAudio reads and numpy stay off the loop) and posts events back; the loop prints them, keeps
-systemd informed (READY, STATUS, WATCHDOG) and stops everything cleanly on SIGTERM or SIGINT.
-Later stages (ASR, MT, displays, MQTT) join as further tasks fed by the same events.
+PortAudio reads and numpy stay off the loop) and posts events back; ASR and MT run on their own
+thread (interpreter/pipeline.py); the loop prints results, reports usage, keeps systemd informed
+(READY, STATUS, WATCHDOG) and stops everything cleanly on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -13,69 +13,22 @@ import contextlib
 import json
 import logging
 import signal
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from madoguchi import __version__
 from madoguchi.audio.source import AudioSource
 from madoguchi.config import Settings
-from madoguchi.errors import AudioDeviceNotFoundError
-from madoguchi.events import FrontendEvent, Utterance
-from madoguchi.frontend.pipeline import Frontend
+from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.vad import bundled_model_path
-from madoguchi.replay import build_frontend, utterance_record
+from madoguchi.interpreter.pipeline import AudioState, Capture, Item, Stages
+from madoguchi.replay import build_frontend, caption_record, interpretation_record, utterance_record
 from madoguchi.sdnotify import SystemdNotifier
 
+if TYPE_CHECKING:
+    from madoguchi.interpreter.stage import Interpreter
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AudioState:
-    """The capture device's state, for STATUS and the log: capturing, mic_lost, waiting_for_mic."""
-
-    state: str
-    detail: str = ""
-
-
-Item = FrontendEvent | AudioState | BaseException | None
-
-
-def _open_when_present(source: AudioSource, stop: threading.Event, retry_s: float | None, post: Callable[[Item], None]) -> bool:
-    """Open the source; with ``retry_s``, wait for an unplugged array to appear. False if stopped first.
-
-    The service (``--wait-for-mic``) waits for the array and says so in its status, rather than
-    failing and exhausting systemd's restart budget; by hand, a missing array is an error.
-    """
-    while not stop.is_set():
-        try:
-            source.open()
-            return True
-        except AudioDeviceNotFoundError as err:
-            if retry_s is None:
-                raise
-            post(AudioState("waiting_for_mic", str(err)))
-            stop.wait(retry_s)
-    return False
-
-
-def _capture_loop(source: AudioSource, frontend: Frontend, stop: threading.Event, retry_s: float | None, post: Callable[[Item], None]) -> None:
-    """Worker thread: blocks from the source through the front end; ``None`` marks the end."""
-    try:
-        if not _open_when_present(source, stop, retry_s, post):
-            post(None)
-            return
-        with source:
-            for block in source.blocks():
-                for event in frontend.process(block):
-                    post(event)
-            for event in frontend.flush():
-                post(event)
-    except BaseException as err:  # handed to the loop, which re-raises it: nothing is swallowed
-        post(err)
-        return
-    post(None)
 
 
 async def _report_audio_state(state: AudioState, previous: AudioState, box: dict, notifier: SystemdNotifier, telemetry: object | None) -> None:
@@ -98,17 +51,17 @@ async def _watchdog(notifier: SystemdNotifier, interval_s: float) -> None:
 
 
 async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None, wait_for_device: bool = False,
-                layers: list | None = None) -> int:
+                layers: list | None = None, interpreter: Interpreter | None = None) -> int:
     """Run until the source ends or a stop signal arrives; returns the number of utterances.
 
-    With ``[mqtt] host`` set, usage and events go to the fleet (``layers``: the parsed config
-    files, which remote set_config commands extend).
+    Without an ``interpreter`` (``--stages frontend``) utterances are reported after side
+    detection. With ``[mqtt] host`` set, usage and events go to the fleet (``layers``: the parsed
+    config files, which remote set_config commands extend).
     """
     notifier = notifier or SystemdNotifier()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Item] = asyncio.Queue()
     frontend = build_frontend(settings)
-    stop_event = threading.Event()
     box = {"audio_state": "starting", "last_error": None}
 
     def box_state() -> dict[str, object]:
@@ -121,33 +74,55 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     if settings.mqtt.enabled:
         from madoguchi.telemetry.service import Telemetry
 
-        telemetry = Telemetry(settings, layers or [], models=[bundled_model_path().stem], box_state=box_state, on_settings=apply_live)
+        models = [bundled_model_path().stem] + ([settings.asr.model_id, *settings.mt.models] if interpreter is not None else [])
+        telemetry = Telemetry(settings, layers or [], models=models, box_state=box_state, on_settings=apply_live)
         telemetry.start()
 
+    post: Callable[[Item], None] = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+    retry_s = settings.audio.reopen_interval_s if wait_for_device else None
+    capture = Capture(source, frontend, post, retry_s=retry_s, paced=True)
+    count = 0
+
+    async def report(output: Interpretation | Caption) -> None:
+        nonlocal count
+        if isinstance(output, Caption):
+            out.write(json.dumps(caption_record(output), ensure_ascii=False) + "\n")
+            out.flush()
+            return
+        count += 1
+        out.write(json.dumps(interpretation_record(output), ensure_ascii=False) + "\n")
+        out.flush()
+        if telemetry is not None:  # a spool append (fsync): off the event loop
+            translation = output.translation
+            details = {"lang": output.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": output.timings_ms,
+                       "text": output.text or None, "translation": translation.text if translation else None}
+            await loop.run_in_executor(None, lambda: telemetry.record_utterance(output.utterance, **details))
+        notifier.notify(status=f"{count} utterances; last: {output.side} {output.lang} in {output.timings_ms['latency_ms']:.0f} ms")
+
+    stages = Stages(interpreter, report, capture, captions=settings.asr.partials) if interpreter is not None else None
+
     def stop() -> None:
-        if not stop_event.is_set():
-            stop_event.set()
+        if not capture.stopping.is_set():
             log.info("stop requested; closing the audio source")
             notifier.notify(stopping="1", status="stopping")
-            source.close()
+            capture.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread (tests)
             loop.add_signal_handler(sig, stop)
-    post: Callable[[Item], None] = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
     source.on_state = lambda state: post(AudioState(state))
-    retry_s = settings.audio.reopen_interval_s if wait_for_device else None
-    worker = loop.run_in_executor(None, _capture_loop, source, frontend, stop_event, retry_s, post)
+    if stages is not None:
+        stages.start()
+    worker = loop.run_in_executor(None, capture.run)
     watchdog_s = notifier.watchdog_interval_s()
     watchdog = asyncio.create_task(_watchdog(notifier, watchdog_s)) if watchdog_s else None
     notifier.notify(ready="1", status=f"madoguchi {__version__}: listening ({settings.array.n_mics} mics)")
     log.info("madoguchi %s listening, config %s", __version__, settings.digest())
-    count = 0
     audio_state = AudioState("starting")
     try:
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
-                if stop_event.is_set():
+                if capture.stopping.is_set():
                     break
                 if telemetry is not None:
                     await loop.run_in_executor(None, telemetry.record_event, "error", getattr(item, "code", "internal_error"), str(item))
@@ -157,18 +132,22 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
                     await _report_audio_state(item, audio_state, box, notifier, telemetry)
                 audio_state = item
                 continue
-            if isinstance(item, Utterance):
+            if stages is not None and isinstance(item.event, (Utterance, SpeechSoFar)):
+                stages.submit(item)
+            elif isinstance(item.event, Utterance):
                 count += 1
-                out.write(json.dumps(utterance_record(item)) + "\n")
+                out.write(json.dumps(utterance_record(item.event)) + "\n")
                 out.flush()
                 if telemetry is not None:  # a spool append (fsync): off the event loop
-                    await loop.run_in_executor(None, telemetry.record_utterance, item)
-                notifier.notify(status=f"{count} utterances; last: {item.side} at {item.azimuth_deg:.0f} deg")
+                    await loop.run_in_executor(None, telemetry.record_utterance, item.event)
+                notifier.notify(status=f"{count} utterances; last: {item.event.side} at {item.event.azimuth_deg:.0f} deg")
     finally:
         stop()
         if watchdog:
             watchdog.cancel()
         await worker
+        if stages is not None:
+            await stages.finish()  # what was heard before the stop is still interpreted and counted
         if telemetry is not None:
             await loop.run_in_executor(None, telemetry.stop)
         for sig in (signal.SIGTERM, signal.SIGINT):

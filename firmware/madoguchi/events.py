@@ -58,4 +58,62 @@ class UtteranceRejected:
     azimuth_deg: float | None = None
 
 
-FrontendEvent = SpeechStarted | Utterance | UtteranceRejected
+@dataclass(frozen=True)
+class SpeechSoFar:
+    """The still-open utterance's audio so far, beamformed toward its likely side: for live captions."""
+
+    start_s: float
+    at_s: float  # audio time of the snapshot
+    side: Side
+    audio: np.ndarray = field(repr=False, compare=False)
+
+
+FrontendEvent = SpeechStarted | SpeechSoFar | Utterance | UtteranceRejected
+
+
+@dataclass(frozen=True)
+class Caption:
+    """Live text of a still-open utterance (``partial``): shown, never counted or translated."""
+
+    start_s: float
+    at_s: float
+    side: Side
+    lang: str
+    text: str
+    partial: bool = True
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What the other side reads. ``text`` is None when nothing could translate it.
+
+    ``method``: phrasebook (curated), mt (a model), mixed (some sentences each way), same_language,
+    or unavailable (no phrase matched and no installed model covers the pair).
+    """
+
+    text: str | None
+    source_lang: str
+    target_lang: str
+    method: str
+    needs_review: bool = False  # a curated phrase not yet checked by a native speaker
+    route: tuple[str, ...] = ()  # languages through which MT went, e.g. ("ja", "en", "vi")
+    untranslated: int = 0  # sentences left out
+    glossary_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """One finished utterance through the whole pipeline: who, what was said, what the other side reads.
+
+    ``rejected`` says why nothing is shown (no_speech, hallucination …): the front end heard a
+    voice, but ASR judged it was not words addressed to the counter.
+    """
+
+    utterance: Utterance
+    side: Side  # the utterance's side, corrected by language ID when the direction was ambiguous
+    lang: str
+    text: str
+    translation: Translation | None
+    rejected: str | None
+    lang_probability: float | None
+    timings_ms: dict[str, float] = field(compare=False)

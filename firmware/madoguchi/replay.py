@@ -1,26 +1,35 @@
-"""``madoguchi replay``: the live pipeline driven by a recording instead of a microphone."""
+"""``madoguchi replay``: the live pipeline driven by a recording instead of a microphone.
+
+``--stages frontend`` stops after side detection (no models). The whole pipeline runs the same
+tasks as ``madoguchi run`` (interpreter/pipeline.py) and prints one line per utterance: who spoke,
+in which language, what was said, and what the other side reads, with per-stage timings.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from madoguchi.audio.wav import WavSource
 from madoguchi.config import Settings
-from madoguchi.events import FrontendEvent, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.pipeline import Frontend
 from madoguchi.frontend.vad import SileroVad
+from madoguchi.interpreter.latency import LatencyTable
 from madoguchi.timing import StageTimer
 
 if TYPE_CHECKING:
+    from madoguchi.interpreter.stage import Interpreter
     from madoguchi.telemetry.service import Telemetry
 
 log = logging.getLogger(__name__)
 
-STAGES = ("frontend",)
+
 TELEMETRY_DRAIN_S = 10.0
 
 
@@ -54,8 +63,129 @@ def format_utterance(record: dict[str, object]) -> str:
     return f"[{record['start_s']:7.2f} - {record['end_s']:7.2f}] {record['side']:<8} azimuth {record['azimuth_deg']:5.1f} deg  confidence {record['side_confidence']:.2f}"
 
 
-def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False, telemetry: Telemetry | None = None) -> int:
+def interpretation_record(result: Interpretation) -> dict[str, object]:
+    """The brief's fields (start_s … translation, per-stage timings in ms) plus how it was decided."""
+    utterance, translation = result.utterance, result.translation
+    record = utterance.summary()
+    record["side"] = result.side
+    record.update(
+        lang=result.lang,
+        lang_probability=None if result.lang_probability is None else round(result.lang_probability, 3),
+        text=result.text,
+        target_lang=translation.target_lang if translation else None,
+        translation=translation.text if translation else None,
+        translation_method=translation.method if translation else None,
+        needs_review=translation.needs_review if translation else False,
+        rejected=result.rejected,
+    )
+    record.update(result.timings_ms)
+    return record
+
+
+def caption_record(caption: Caption) -> dict[str, object]:
+    return {"partial": True, "start_s": caption.start_s, "at_s": caption.at_s, "side": caption.side, "lang": caption.lang, "text": caption.text}
+
+
+def format_interpretation(record: dict[str, object]) -> str:
+    head = f"[{record['start_s']:6.2f}-{record['end_s']:6.2f}] {record['side']:<8} {record['lang']:<3}"
+    if record["rejected"]:
+        return f"{head} (not words: {record['rejected']})"
+    lines = [f"{head} {record['text']}"]
+    if record["translation"] is not None:
+        notes = [str(record["translation_method"])] + (["needs native review"] if record["needs_review"] else [])
+        lines.append(f"{'':>25}-> {record['target_lang']:<3}{record['translation']}  ({', '.join(notes)})")
+    elif record["target_lang"]:
+        lines.append(f"{'':>25}-> {record['target_lang']:<3}(no phrase matched and no translation model for this pair: see `madoguchi models list`)")
+    return "\n".join(lines)
+
+
+def build_interpreter(settings: Settings, model_root: Path | None = None) -> Interpreter:
+    """Load ASR and MT once (errors name the missing model and the command that fixes it)."""
+    from madoguchi.asr.base import open_recognizer
+    from madoguchi.interpreter.stage import Interpreter
+    from madoguchi.interpreter.translation import TranslationStage
+
+    from madoguchi.models.store import store_root
+
+    model_root = model_root or store_root(settings.paths.state_dir)
+    recognizer = open_recognizer(settings.asr, model_root=model_root)
+    try:
+        translation = TranslationStage.from_settings(settings, model_root)
+    except BaseException:
+        recognizer.close()
+        raise
+    return Interpreter(settings, recognizer, translation)
+
+
+async def interpret_recording(settings: Settings, recording: Path, interpreter: Interpreter, on_output: Callable[[Interpretation | Caption], None], realtime: bool = False) -> None:
+    """Replay through the same capture thread and stage tasks as the service."""
+    from madoguchi.interpreter.pipeline import Capture, Heard, Item, Stages
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Item] = asyncio.Queue()
+    capture = Capture(recording_source(settings, recording, realtime), build_frontend(settings), lambda item: loop.call_soon_threadsafe(queue.put_nowait, item), paced=realtime)
+
+    async def deliver(output: Interpretation | Caption) -> None:
+        on_output(output)
+
+    stages = Stages(interpreter, deliver, capture, captions=realtime and settings.asr.partials)
+    stages.start()
+    worker = loop.run_in_executor(None, capture.run)
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Heard):
+                if isinstance(item.event, (Utterance, SpeechSoFar)):
+                    stages.submit(item)
+                else:
+                    log.debug("%s", item.event)
+    finally:
+        capture.stop()
+        await worker
+        await stages.finish()
+
+
+def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False, telemetry: Telemetry | None = None,
+               stages: str = "all", model_root: Path | None = None, summary: TextIO | None = sys.stderr) -> int:
     """Print one line per finished utterance (and report it as usage); returns how many there were."""
+    if stages == "frontend":
+        return _replay_frontend(settings, recording, out, as_json, realtime, telemetry)
+    with recording_source(settings, recording):  # a bad recording is reported before any model loads
+        pass
+    interpreter = build_interpreter(settings, model_root)
+    latencies = LatencyTable()
+    count = 0
+
+    def on_output(output: Interpretation | Caption) -> None:
+        nonlocal count
+        if isinstance(output, Caption):
+            if as_json:
+                out.write(json.dumps(caption_record(output), ensure_ascii=False) + "\n")
+                out.flush()
+            return
+        record = interpretation_record(output)
+        out.write((json.dumps(record, ensure_ascii=False) if as_json else format_interpretation(record)) + "\n")
+        out.flush()
+        latencies.add(output.timings_ms)
+        count += 1
+        if telemetry is not None:
+            translation = output.translation
+            telemetry.record_utterance(output.utterance, lang=output.lang, target_lang=translation.target_lang if translation else None,
+                                       timings_ms=output.timings_ms, text=output.text or None, translation=translation.text if translation else None)
+
+    try:
+        asyncio.run(interpret_recording(settings, recording, interpreter, on_output, realtime))
+    finally:
+        interpreter.close()
+        if telemetry is not None:
+            telemetry.stop(drain_s=TELEMETRY_DRAIN_S)  # what does not go now stays spooled for next time
+    if summary is not None and count:
+        summary.write(latencies.format() + "\n")
+    return count
+
+
+def _replay_frontend(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool, telemetry: Telemetry | None) -> int:
     count = 0
     try:
         for event in frontend_events(settings, recording, realtime=realtime):

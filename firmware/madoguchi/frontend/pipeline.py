@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from madoguchi.config import PROCESSING_RATE_HZ, Settings
-from madoguchi.events import FrontendEvent, Side, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import FrontendEvent, Side, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
@@ -108,6 +108,22 @@ class Frontend:
         """End of stream: close whatever utterance is still open."""
         self._state, ep_events = endpoint.finish(self._state, self._timing)
         return self._handle(ep_events)
+
+    def speech_so_far(self, min_s: float = 1.0) -> SpeechSoFar | None:
+        """The open utterance's audio up to now, beamed toward its likely side (for live captions).
+
+        None unless an utterance has been open for ``min_s``. Costs one steered response and one
+        beam, so callers ask for it only when ASR is idle.
+        """
+        state = self._state
+        if state.phase is not endpoint.Phase.SPEECH or self._accumulated is None or (self._frame - state.start) * FRAME_S < min_s:
+            return None
+        decision = decide_side(self._srp.response(self._accumulated), self.settings.sides, self._previous_side)
+        if decision.off_counter:
+            return None
+        first = max(0, state.start - self._pre_roll)
+        audio = delay_and_sum(self._ring.span(first, self._frame), self._positions, decision.azimuth_deg, decision.elevation_deg, PROCESSING_RATE_HZ, self.settings.array.speed_of_sound_m_s)
+        return SpeechSoFar(start_s=round(state.start * FRAME_S, 3), at_s=round(self._frame * FRAME_S, 3), side=decision.side, audio=audio)
 
     def _speech_probability(self, mono: np.ndarray) -> float:
         # Silero is recurrent. After frames skipped as too quiet it goes on from the state it

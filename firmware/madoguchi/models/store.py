@@ -38,6 +38,21 @@ def default_root() -> Path:
     return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
 
 
+def store_root(state_dir: str | Path) -> Path:
+    """The box's store: $MADOGUCHI_MODELS_DIR, else ``<state_dir>/models``."""
+    return Path(os.environ.get(ROOT_ENV) or Path(state_dir) / "models")
+
+
+def writable_root() -> Path:
+    """The store for a command run by a user (the demo): the box's if writable, else the user's own."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV])
+    existing = next((p for p in (DEFAULT_ROOT, *DEFAULT_ROOT.parents) if p.exists()), Path("/"))
+    if os.access(existing, os.W_OK):
+        return DEFAULT_ROOT
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "madoguchi" / "models"
+
+
 class Progress:
     """A progress bar on stderr: tqdm when installed, else one line updated in place (or every 25 % off a tty)."""
 

@@ -1,0 +1,176 @@
+"""The stages as concurrent tasks: capture and front end on a thread, ASR and MT on another.
+
+``Capture`` runs the blocking source and the front end on a worker thread and posts what it
+hears to the asyncio loop. ``Stages`` takes each utterance through the interpreter on its own
+single worker thread (the models are loaded once and never used from two threads), and, only
+while that thread would otherwise idle, captions the utterance still being spoken.
+
+Live audio is paced by the microphone. A recording replayed faster than real time is not: there
+the capture thread waits after each utterance until it is interpreted, so that ``latency_ms``
+measures the stages and not a queue that no counter would ever build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from madoguchi.audio.source import AudioSource
+from madoguchi.errors import AudioDeviceNotFoundError
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
+from madoguchi.frontend.pipeline import Frontend
+
+if TYPE_CHECKING:
+    from madoguchi.interpreter.stage import Interpreter
+
+log = logging.getLogger(__name__)
+
+CAPTION_MIN_S = 1.0  # an utterance open this long gets live captions
+
+
+@dataclass(frozen=True)
+class AudioState:
+    """The capture device's state, for STATUS and the log: capturing, mic_lost, waiting_for_mic."""
+
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A front-end event and the clock when the front end produced it (for latency)."""
+
+    event: FrontendEvent
+    wall_s: float
+
+
+Item = Heard | AudioState | BaseException | None
+
+
+class Capture:
+    """Source → front end on a worker thread; ``None`` posted at the end, exceptions posted, not lost."""
+
+    def __init__(self, source: AudioSource, frontend: Frontend, post: Callable[[Item], None], *, retry_s: float | None = None, paced: bool = True) -> None:
+        self.source = source
+        self.frontend = frontend
+        self._post = post
+        self._retry_s = retry_s
+        self._paced = paced
+        self.stopping = threading.Event()
+        self.caption_wanted = threading.Event()
+        self._handled = threading.Semaphore(0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._handled.release()  # never leave the thread waiting for an utterance nobody handles
+        self.source.close()
+
+    def handled(self) -> None:
+        """The consumer finished an utterance (unpaced replay waits for this before reading on)."""
+        if not self._paced:
+            self._handled.release()
+
+    def _open_when_present(self) -> bool:
+        """Open the source; with ``retry_s``, wait for an unplugged array to appear. False if stopped first.
+
+        The service (``--wait-for-mic``) waits for the array and says so in its status, rather than
+        failing and exhausting systemd's restart budget; by hand, a missing array is an error.
+        """
+        while not self.stopping.is_set():
+            try:
+                self.source.open()
+                return True
+            except AudioDeviceNotFoundError as err:
+                if self._retry_s is None:
+                    raise
+                self._post(AudioState("waiting_for_mic", str(err)))
+                self.stopping.wait(self._retry_s)
+        return False
+
+    def _emit(self, events: list[FrontendEvent]) -> None:
+        for event in events:
+            self._post(Heard(event, time.monotonic()))
+            if isinstance(event, Utterance) and not self._paced:
+                self._handled.acquire()
+
+    def run(self) -> None:
+        try:
+            if not self._open_when_present():
+                self._post(None)
+                return
+            with self.source:
+                for block in self.source.blocks():
+                    self._emit(self.frontend.process(block))
+                    if self.caption_wanted.is_set():
+                        snapshot = self.frontend.speech_so_far(CAPTION_MIN_S)
+                        if snapshot is not None:
+                            self.caption_wanted.clear()
+                            self._emit([snapshot])
+                self._emit(self.frontend.flush())
+        except BaseException as err:  # handed to the loop, which re-raises it: nothing is swallowed
+            self._post(err)
+            return
+        self._post(None)
+
+
+Output = Interpretation | Caption
+
+
+class Stages:
+    """ASR and MT for each utterance, in order, on one dedicated thread; captions only when idle."""
+
+    def __init__(self, interpreter: Interpreter, on_output: Callable[[Output], Awaitable[None]], capture: Capture | None = None, captions: bool = False) -> None:
+        self.interpreter = interpreter
+        self._on_output = on_output
+        self._capture = capture
+        self._captions = captions
+        self._queue: asyncio.Queue[Heard | None] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interpreter")
+        self._interval_s = interpreter.settings.asr.partial_interval_s
+        self._last_caption = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="interpreter")
+        self._want_caption()
+
+    def submit(self, heard: Heard) -> None:
+        self._queue.put_nowait(heard)
+
+    async def finish(self) -> None:
+        """Interpret what is queued, then stop (end of a recording, or shutdown)."""
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    def _want_caption(self) -> None:
+        if self._captions and self._capture is not None and self._queue.empty():
+            self._capture.caption_wanted.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (heard := await self._queue.get()) is not None:
+            event = heard.event
+            if isinstance(event, SpeechSoFar):
+                # A final result waiting, or a caption too recent: skip; finals never wait for captions.
+                if self._queue.empty() and time.monotonic() - self._last_caption >= self._interval_s:
+                    caption = await loop.run_in_executor(self._executor, self.interpreter.caption, event)
+                    self._last_caption = time.monotonic()
+                    if caption is not None:
+                        await self._on_output(caption)
+                loop.call_later(self._interval_s, self._want_caption)
+            elif isinstance(event, Utterance):
+                try:
+                    result = await loop.run_in_executor(self._executor, self.interpreter.interpret, event, heard.wall_s)
+                finally:
+                    if self._capture is not None:
+                        self._capture.handled()
+                await self._on_output(result)
+                self._want_caption()

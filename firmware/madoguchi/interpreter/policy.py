@@ -1,0 +1,73 @@
+"""Which language to listen for and which to translate into: pure functions of the evidence.
+
+Direction is the first cue for who spoke and language the second (the resident usually does not
+speak the staff language). A confident side fixes the staff language or limits identification to
+the site's resident languages; an ambiguous one lets Japanese compete, weighted by the side's
+evidence, and the language heard then corrects the side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from madoguchi.config import LanguageSettings
+from madoguchi.events import Side, Utterance
+
+CONFIDENT_SIDE = 0.3  # side_confidence from which direction alone decides (decide_side's scale)
+SESSION_BOOST = 4.0  # the resident already heard in this session is this much more likely again
+AMBIGUOUS_STAFF_PRIOR = 0.5  # staff language's share of the prior when direction cannot tell
+
+
+@dataclass(frozen=True)
+class LanguageRequest:
+    """What ASR is asked: a fixed ``language``, or identification among ``candidates`` with ``priors``."""
+
+    language: str | None
+    candidates: tuple[str, ...] = ()
+    priors: Mapping[str, float] = field(default_factory=dict)
+
+
+def resident_priors(languages: LanguageSettings, session_lang: str | None) -> dict[str, float]:
+    """The site's language mix, normalised, with the session's resident language boosted."""
+    weights = languages.resident_weights or (1.0,) * len(languages.residents)
+    priors = dict(zip(languages.residents, weights))
+    if session_lang in priors:
+        priors[session_lang] *= SESSION_BOOST
+    total = sum(priors.values())
+    return {lang: w / total for lang, w in priors.items()}
+
+
+def side_is_confident(utterance: Utterance) -> bool:
+    return not utterance.side_held and utterance.side_confidence >= CONFIDENT_SIDE
+
+
+def language_request(utterance: Utterance, languages: LanguageSettings, session_lang: str | None) -> LanguageRequest:
+    """The ASR request for one utterance, from its side, the site's languages and the session."""
+    if side_is_confident(utterance):
+        if utterance.side == "staff":
+            return LanguageRequest(languages.staff)
+        priors = resident_priors(languages, session_lang)
+        return LanguageRequest(None, tuple(priors), priors)
+    staff_share = AMBIGUOUS_STAFF_PRIOR + (0.25 if utterance.side == "staff" else -0.25) * min(1.0, utterance.side_confidence / CONFIDENT_SIDE)
+    priors = {lang: p * (1.0 - staff_share) for lang, p in resident_priors(languages, session_lang).items()}
+    priors[languages.staff] = staff_share
+    return LanguageRequest(None, (languages.staff, *languages.residents), priors)
+
+
+def speaker_side(utterance: Utterance, lang: str, languages: LanguageSettings) -> Side:
+    """The side after hearing the language: only an ambiguous direction can be overruled."""
+    if side_is_confident(utterance):
+        return utterance.side
+    return "staff" if lang == languages.staff else "resident"
+
+
+def target_language(side: Side, languages: LanguageSettings, session_lang: str | None) -> str:
+    """Staff speech goes to the resident's language (the session's, else the site's most common)."""
+    if side == "resident":
+        return languages.staff
+    if session_lang:
+        return session_lang
+    weights = languages.resident_weights or (1.0,) * len(languages.residents)
+    best = max(range(len(weights)), key=weights.__getitem__)  # ties: the first listed
+    return languages.residents[best]

@@ -1,0 +1,89 @@
+"""One utterance end to end: ASR in the language the policy asks for, then translation, timed.
+
+Blocking (whisper.cpp, CTranslate2): the pipeline runs it on one worker thread, so the models
+are never used from two threads at once. The resident's language is remembered for the session
+(audio time, no clock), which makes the next utterance's identification easier and tells staff
+speech which language to go to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from madoguchi.config import Settings
+from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
+from madoguchi.interpreter import policy
+
+if TYPE_CHECKING:
+    from madoguchi.asr.base import SpeechRecognizer, Transcription
+    from madoguchi.interpreter.translation import TranslationStage
+
+log = logging.getLogger(__name__)
+
+SESSION_IDLE_S = 120.0  # as telemetry's sessions: a longer pause means the next resident
+
+
+class Interpreter:
+    def __init__(self, settings: Settings, recognizer: SpeechRecognizer, translation: TranslationStage, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.recognizer = recognizer
+        self.translation = translation
+        self._clock = clock
+        self.session_lang: str | None = None  # the current resident's language, once heard
+        self._last_end_s: float | None = None
+
+    def close(self) -> None:
+        self.recognizer.close()
+        self.translation.close()
+
+    def _expire_session(self, start_s: float) -> None:
+        if self._last_end_s is not None and start_s - self._last_end_s > SESSION_IDLE_S:
+            self.session_lang = None
+
+    def interpret(self, utterance: Utterance, decided_wall: float | None = None) -> Interpretation:
+        """``decided_wall``: the clock when the front end closed it (default: now), for latency_ms."""
+        decided_wall = self._clock() if decided_wall is None else decided_wall
+        self._expire_session(utterance.start_s)
+        self._last_end_s = utterance.end_s
+        languages = self.settings.languages
+        request = policy.language_request(utterance, languages, self.session_lang)
+        t0 = self._clock()
+        heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
+        t1 = self._clock()
+        side = policy.speaker_side(utterance, heard.lang, languages)
+        translation = None
+        if heard.rejected is None and heard.text:
+            if side == "resident":
+                self.session_lang = heard.lang
+            target = policy.target_language(side, languages, self.session_lang)
+            translation = self.translation.translate(heard.text, heard.lang, target)
+        t2 = self._clock()
+        vad_ms = (utterance.decided_at_s - utterance.end_s) * 1000.0  # the endpointer's hangover, in audio time
+        timings = {
+            "vad_ms": round(vad_ms, 1),
+            "asr_ms": round((t1 - t0) * 1000.0, 1),
+            "mt_ms": round((t2 - t1) * 1000.0, 1),
+            "latency_ms": round(vad_ms + (t2 - decided_wall) * 1000.0, 1),
+        }
+        if heard.rejected:
+            log.info("%.2f-%.2f s %s: not transcribed (%s)", utterance.start_s, utterance.end_s, side, heard.rejected)
+        return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings)
+
+    def caption(self, snapshot: SpeechSoFar) -> Caption | None:
+        """Live text for an open utterance; None when it is not (yet) words."""
+        languages = self.settings.languages
+        if snapshot.side == "staff":
+            language: str | None = languages.staff
+        else:
+            language = self.session_lang  # identification waits for the whole utterance
+        if language is None:
+            priors = policy.resident_priors(languages, None)
+            heard: Transcription = self.recognizer.transcribe(snapshot.audio, candidates=tuple(priors), priors=priors, partial=True)
+        else:
+            heard = self.recognizer.transcribe(snapshot.audio, language=language, partial=True)
+        if heard.rejected or not heard.text:
+            return None
+        return Caption(snapshot.start_s, snapshot.at_s, snapshot.side, heard.lang, heard.text)

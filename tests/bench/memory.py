@@ -1,0 +1,90 @@
+"""Resident memory of the box's pipeline with its models loaded: the ≤ 1 GB bar.
+
+``python -m tests.bench.memory`` starts one fresh process per configuration and reports what it
+holds after loading everything the service loads (Silero and the front end, Whisper base, one
+translation model shaped like OPUS-MT, the phrasebook and glossary with the Japanese reading
+dictionary) and after interpreting one utterance: VmRSS then, and VmHWM (the peak). The MT model
+has random weights (no real MT weights can be had here) but the real shape and int8 storage, so
+its memory is the real one's. Peer in the same run: the faster-whisper backend instead of whisper.cpp.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BAR_MB = 1024
+CONFIGS = ("whisper.cpp", "faster-whisper")
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(backend: str) -> dict:
+    from madoguchi.asr.base import open_recognizer
+    from madoguchi.config import AsrSettings, Settings
+    from madoguchi.frontend.vad import SileroVad
+    from madoguchi.mt.engine import TranslationEngine
+    from madoguchi.mt.glossary import Glossary
+    from madoguchi.mt.phrasebook import Phrasebook
+    from madoguchi.replay import build_frontend
+    from tests.asr_assets import utterance
+    from tests.bench.mt import SHAPES, model_folder
+    from tests.conftest import model_cache
+
+    steps = {"python + imports": _status_mb("VmRSS")}
+    frontend = build_frontend(Settings())
+    SileroVad()(np.zeros(512, np.float32))
+    steps["+ front end, Silero"] = _status_mb("VmRSS")
+    settings = AsrSettings(backend=backend)
+    recognizer = open_recognizer(settings, model_root=model_cache() / "store")
+    steps[f"+ Whisper base ({recognizer.name})"] = _status_mb("VmRSS")
+    shape = SHAPES["opus-mt"]
+    engine = TranslationEngine(shape.model_id, model_folder(shape), threads=2)
+    steps["+ OPUS-MT-shaped pair (int8)"] = _status_mb("VmRSS")
+    phrasebook, glossary = Phrasebook.load(), Glossary.load()
+    phrasebook.lookup("住民表の映しも必要ですか", "ja", "en")  # loads the reading dictionary
+    steps["+ phrasebook, glossary, readings"] = _status_mb("VmRSS")
+    clip = utterance("ja", "住民票の写しを一通お願いします。")
+    recognizer.transcribe(clip.audio, language="ja")
+    recognizer.transcribe(clip.audio, candidates=("en", "vi", "zh"))
+    engine.translate_pieces([[f"\u2581w{i}" for i in range(1000, 1015)]], shape.source, shape.target, min_output_tokens=15, max_output_tokens=15)
+    steps["after interpreting an utterance"] = _status_mb("VmRSS")
+    del frontend
+    return {"backend": backend, "steps": steps, "peak_mb": _status_mb("VmHWM")}
+
+
+def main() -> None:
+    from tests.asr_assets import cpu_name
+
+    results = []
+    for backend in CONFIGS:
+        done = subprocess.run([sys.executable, "-m", "tests.bench.memory", "--worker", backend], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            raise SystemExit(f"memory worker for {backend} failed")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"CPU: {cpu_name()}; resident memory (VmRSS) as the service loads, MB; bar: {BAR_MB} MB")
+    labels = list(results[0]["steps"])
+    print(f"{'':<38}" + "".join(f"{r['backend']:>16}" for r in results))
+    for i, label in enumerate(labels):
+        print(f"{label if i else labels[0]:<38}" + "".join(f"{list(r['steps'].values())[i]:>16.0f}" for r in results))
+    print(f"{'peak (VmHWM)':<38}" + "".join(f"{r['peak_mb']:>16.0f}" for r in results))
+    for r in results:
+        verdict = "within" if r["peak_mb"] <= BAR_MB else "OVER"
+        print(f"{r['backend']}: peak {r['peak_mb']:.0f} MB, {verdict} the {BAR_MB} MB bar")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2])))
+    else:
+        main()

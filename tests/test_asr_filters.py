@@ -1,0 +1,137 @@
+"""Rejection of what is not speech text, and the encoder-window policy: pure functions, synthetic inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from madoguchi.asr.filters import (
+    RejectionThresholds,
+    compression_ratio,
+    is_known_hallucination,
+    normalize,
+    rejection_reason,
+    repeated_run,
+)
+from madoguchi.asr.window import FULL_FRAMES, WindowPolicy
+
+CLEAR = dict(avg_logprob=-0.3, no_speech_prob=0.05)
+
+
+@pytest.mark.parametrize("text", [
+    "ご視聴ありがとうございました",
+    "ご視聴ありがとうございました。",
+    " ご視聴、ありがとうございました！ ",
+    "最後までご視聴いただきありがとうございました",
+    "チャンネル登録お願いします",
+    "ご視聴ありがとうございました。チャンネル登録よろしくお願いします。",
+    "字幕作成者 山田",
+    "字幕",
+    "Thank you for watching!",
+    "Thanks for watching.",
+    "Please subscribe to my channel.",
+    "Subtitles by the Amara.org community",
+    "you",
+    " You.",
+    "(音楽)",
+    "[Music]",
+    "♪",
+    "（拍手）",
+    "谢谢观看",
+    "字幕由Amara.org社区提供",
+    "시청해 주셔서 감사합니다.",
+    "Obrigado por assistir.",
+    "Gracias por ver el video.",
+])
+def test_known_hallucinations_are_rejected(text):
+    assert is_known_hallucination(text)
+    assert rejection_reason(text, **CLEAR) == "hallucination"
+
+
+@pytest.mark.parametrize("text", [
+    "ありがとうございました",  # real counter speech: Whisper's silence favourite, but rejected only by the no-speech rule
+    "Thank you.",
+    "Thank you very much.",
+    "住民票の写しを一通お願いします。",
+    "ご視聴ありがとうございましたと言われました",  # contains a hallucination, is not one
+    "字幕をお願いします",  # asks for captions
+    "I watched the video, thank you for watching my child.",
+    "You need a form.",
+    "Where do I submit the change of address form?",
+])
+def test_real_speech_passes(text):
+    assert not is_known_hallucination(text)
+    assert rejection_reason(text, **CLEAR) is None
+
+
+def test_empty_and_punctuation_only():
+    for text in ("", "   ", "。", "...", " - "):
+        assert rejection_reason(text, **CLEAR) == "empty"
+
+
+def test_no_speech_rule_needs_both_signals():
+    # high no-speech estimate but a confident decode: speech (Whisper's own rule)
+    assert rejection_reason("はい、そうです。", avg_logprob=-0.2, no_speech_prob=0.9) is None
+    # high no-speech and unconfident: silence
+    assert rejection_reason("ありがとうございました", avg_logprob=-1.2, no_speech_prob=0.9) == "no_speech"
+    # no estimate (whisper.cpp): the low-confidence backstop
+    assert rejection_reason("ありがとうございました", avg_logprob=-1.2, no_speech_prob=None) == "low_confidence"
+    assert rejection_reason("ありがとうございました", avg_logprob=-0.4, no_speech_prob=None) is None
+
+
+def test_thresholds_come_from_settings():
+    strict = RejectionThresholds(no_speech=0.3, logprob=-0.5)
+    assert rejection_reason("Thank you.", avg_logprob=-0.7, no_speech_prob=0.4, thresholds=strict) == "no_speech"
+    assert rejection_reason("Thank you.", avg_logprob=-0.7, no_speech_prob=0.1, thresholds=strict) == "low_confidence"
+    assert rejection_reason("Thank you.", avg_logprob=-0.7, no_speech_prob=0.4) is None
+
+
+@pytest.mark.parametrize("text", [
+    "I'm sorry, " * 20,
+    "おかげで、" * 15,
+    "Đi đi, " + "đi, " * 30,
+    "the the the the the",
+    "はいはいはいはいはいはいはいはい",
+])
+def test_loops_are_rejected(text):
+    assert rejection_reason(text, **CLEAR) == "repetition"
+
+
+def test_repetition_measures():
+    assert compression_ratio("") == 0.0
+    assert compression_ratio("abc " * 50) > 2.4
+    assert compression_ratio("Where do I submit the change of address form?") < 1.5
+    assert repeated_run("a b c d e f") == 0.0
+    assert repeated_run("はい、はい。") == 0.0  # two is not a loop
+    assert repeated_run("go go go go home") == pytest.approx(0.8)
+    assert rejection_reason("go go go go home now please thanks", **CLEAR) is None  # 4 of 8 words: not over half
+
+
+def test_normalize():
+    assert normalize("Ｈｅｌｌｏ、 World!") == "helloworld"
+    assert normalize("ไทย ภาษา") == "ไทยภาษา"  # combining marks stay
+
+
+def test_window_policy():
+    policy = WindowPolicy(margin_s=1.0, min_s=10.0, partial_min_s=5.0, langid_margin_s=1.0, langid_min_s=0.0)
+    second = 16000
+    assert policy.frames(2 * second) == 512  # the 10 s floor, rounded up to whole 256-position steps
+    assert policy.frames(int(9.5 * second)) == 768  # 10.5 s of context wanted
+    assert policy.frames(20 * second) == 1280
+    assert policy.frames(29 * second) == FULL_FRAMES  # never past Whisper's window
+    assert policy.frames(2 * second, partial=True) == 256
+    assert policy.langid_frames(2 * second) == 256 and policy.langid_frames(6 * second) == 512
+    # no stale flash-attention pad for anything the endpointer cuts (at most 20 s)
+    assert all(policy.frames(n) % 256 == 0 for n in range(1600, 24 * second, 4000))
+    full = WindowPolicy(fitted=False)
+    assert full.frames(second) == full.langid_frames(second) == full.frames(second, partial=True) == FULL_FRAMES
+    exact = WindowPolicy(margin_s=0.0, min_s=0.0, step_frames=1)
+    assert exact.frames(second) == 50 and exact.frames(1) == 1
+
+
+def test_window_from_settings():
+    from madoguchi.asr.window import policy_from_settings
+    from madoguchi.config import AsrSettings
+
+    assert policy_from_settings(AsrSettings(window="full")).frames(16000) == FULL_FRAMES
+    policy = policy_from_settings(AsrSettings(window_margin_s=3.0))
+    assert policy.fitted and policy.margin_s == 3.0

@@ -1,0 +1,58 @@
+"""Which language ASR listens for and where the translation goes: pure decisions on synthetic utterances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from madoguchi.config import LanguageSettings
+from madoguchi.events import Utterance
+from madoguchi.interpreter import policy
+
+SITE = LanguageSettings(staff="ja", residents=("vi", "en", "ne"), resident_weights=(3.0, 2.0, 1.0))
+
+
+def utterance(side: str, confidence: float = 0.6, held: bool = False) -> Utterance:
+    return Utterance(1.0, 2.0, side, 90.0, 0.0, confidence, held, 2.3, "silence", 0.75, np.zeros(16000, np.float32))  # type: ignore[arg-type]
+
+
+def test_confident_staff_side_fixes_the_staff_language() -> None:
+    request = policy.language_request(utterance("staff"), SITE, session_lang="vi")
+    assert request.language == "ja" and request.candidates == ()
+
+
+def test_confident_resident_side_identifies_among_site_languages_only() -> None:
+    request = policy.language_request(utterance("resident"), SITE, session_lang=None)
+    assert request.language is None
+    assert set(request.candidates) == {"vi", "en", "ne"}
+    assert request.priors["vi"] == pytest.approx(0.5) and request.priors["ne"] == pytest.approx(1 / 6)
+
+
+def test_session_language_is_boosted() -> None:
+    plain = policy.language_request(utterance("resident"), SITE, None).priors
+    boosted = policy.language_request(utterance("resident"), SITE, "ne").priors
+    assert boosted["ne"] > plain["ne"] * 2
+    assert sum(boosted.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("side", ["staff", "resident"])
+def test_ambiguous_side_lets_japanese_compete_weighted_by_direction(side: str) -> None:
+    request = policy.language_request(utterance(side, confidence=0.05, held=True), SITE, None)
+    assert request.language is None
+    assert request.candidates[0] == "ja" and set(request.candidates[1:]) == {"vi", "en", "ne"}
+    assert sum(request.priors.values()) == pytest.approx(1.0)
+    staff_share = request.priors["ja"]
+    assert (staff_share >= 0.5) if side == "staff" else (staff_share <= 0.5)
+
+
+def test_language_heard_corrects_only_an_ambiguous_side() -> None:
+    assert policy.speaker_side(utterance("resident", 0.05, True), "ja", SITE) == "staff"
+    assert policy.speaker_side(utterance("staff", 0.05, True), "vi", SITE) == "resident"
+    assert policy.speaker_side(utterance("resident", 0.8), "ja", SITE) == "resident"  # direction is sure
+
+
+def test_target_language() -> None:
+    assert policy.target_language("resident", SITE, "vi") == "ja"
+    assert policy.target_language("staff", SITE, "ne") == "ne"
+    assert policy.target_language("staff", SITE, None) == "vi"  # the site's most common
+    assert policy.target_language("staff", LanguageSettings(residents=("en", "zh")), None) == "en"  # equal weights: first listed
