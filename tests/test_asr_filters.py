@@ -135,3 +135,34 @@ def test_window_from_settings():
     assert policy_from_settings(AsrSettings(window="full")).frames(16000) == FULL_FRAMES
     policy = policy_from_settings(AsrSettings(window_margin_s=3.0))
     assert policy.fitted and policy.margin_s == 3.0
+
+
+# --- the vocabulary prompt -------------------------------------------------------------------
+
+from madoguchi.asr.vocabulary import echoes_prompt, vocabulary_prompt  # noqa: E402
+
+
+def test_vocabulary_prompt_is_a_sentence_of_the_first_distinct_terms() -> None:
+    prompt = vocabulary_prompt(["住民票", "転入届", "住民票", " ", "在留カード"], "ja", max_terms=2)
+    assert prompt == "市役所の窓口です。住民票、転入届などの手続きをします。"
+    assert vocabulary_prompt(["residence card", "My Number card"], "en") == "residence card, My Number card."
+    assert vocabulary_prompt([], "ja") == ""
+
+
+def test_reciting_the_prompt_is_an_echo_but_using_its_words_is_not() -> None:
+    prompt = vocabulary_prompt(["住民票", "在留カード", "転入届", "印鑑登録"], "ja")
+    assert echoes_prompt("住民票、在留カード、転入届。", prompt)
+    assert echoes_prompt("市役所の窓口です。住民票、在留カード、転入届、印鑑登録などの手続きをします。", prompt)
+    assert not echoes_prompt("住民票の写しと在留カードをお願いします。", prompt)  # two terms: real speech
+    assert not echoes_prompt("転入届と住民票と在留カード", prompt)  # three terms, not in the prompt's order
+    assert not echoes_prompt("住民票、在留カード、転入届", "")
+
+
+def test_an_echo_of_the_prompt_is_rejected_as_a_hallucination() -> None:
+    from madoguchi.asr.base import finish
+    from madoguchi.asr.filters import RejectionThresholds
+
+    prompt = vocabulary_prompt(["住民票", "在留カード", "転入届"], "ja")
+    common = dict(lang="ja", lang_probability=None, lang_scores={}, avg_logprob=-0.2, no_speech_prob=None, encoder_frames=512, partial=False, thresholds=RejectionThresholds())
+    assert finish("住民票、在留カード、転入届", prompt=prompt, **common).rejected == "hallucination"
+    assert finish("住民票の写しをお願いします", prompt=prompt, **common).rejected is None

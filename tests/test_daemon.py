@@ -159,3 +159,12 @@ def test_run_without_the_speech_model_names_the_fix(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.startswith("madoguchi:")]
     assert len(lines) == 1 and "[model_missing]" in lines[0] and "madoguchi models fetch whisper-base-ggml-q8_0" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_never_blocks_on_a_listener_that_stopped_reading(listener: NotifyListener) -> None:
+    notifier = SystemdNotifier(str(listener.path))
+    started = time.monotonic()
+    for i in range(200):  # far beyond a Unix datagram queue (10 by default)
+        notifier.notify(status=f"{i} utterances")
+    assert time.monotonic() - started < 2.0
+    assert listener.wait_for("STATUS", "0 utterances")

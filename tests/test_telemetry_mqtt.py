@@ -7,6 +7,7 @@ and no usage payload may carry words while transcript sharing is off.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -236,14 +237,14 @@ def test_transcripts_travel_only_when_the_site_shares_them(broker, tmp_path: Pat
         assert not watcher.invalid
 
 
-def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path) -> None:
+def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path, speech_store) -> None:
     config = box_config(broker, tmp_path, "demo", "replay")
     demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
     config.write_text(config.read_text() + "\n" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1].join(["[array]", ""]))
     watcher = FleetWatcher(broker, "madoguchi/v1/demo/replay/#")
     try:
         result = subprocess.run([sys.executable, "-m", "madoguchi", "replay", "--no-system-config", "--config", str(config), "--json", str(demo / "counter-demo.flac")],
-                                capture_output=True, text=True, timeout=120, cwd=ROOT)
+                                capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "MADOGUCHI_MODELS_DIR": str(speech_store.root)})
         assert result.returncode == 0, result.stderr
         printed = [json.loads(line) for line in result.stdout.splitlines()]
         watcher.wait_for(lambda m: sum(1 for leaf, p, _ in m if leaf == "usage" and p["kind"] == "utterance") >= len(printed), 20, "usage")
@@ -252,6 +253,9 @@ def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path)
         watcher.close()
     usage = watcher.usage()
     assert [u["side"] for u in usage] == [p["side"] for p in printed]
+    # Languages and every stage's timing are reported; the words are not (share_transcripts is off).
+    assert [u["lang"] for u in usage] == [p["lang"] for p in printed] and {"ja", "en"} <= {u["lang"] for u in usage}
+    assert all({"vad_ms", "asr_ms", "mt_ms", "latency_ms"} <= set(u["timings_ms"]) and "text" not in u and "translation" not in u for u in usage)
     session = next(p for leaf, p, _ in watcher.messages if leaf == "usage" and p["kind"] == "session")
     assert session["utterances"] == len(printed) and session["by_side"]["staff"] + session["by_side"]["resident"] == len(printed)
     assert not watcher.invalid
@@ -262,7 +266,7 @@ def test_the_service_reports_usage_and_says_offline_on_sigterm(broker, tmp_path:
     demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
     config.write_text(config.read_text() + "\n[array]" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1])
     watcher = FleetWatcher(broker, "madoguchi/v1/demo/service/#")
-    service = subprocess.Popen([sys.executable, "-m", "madoguchi", "run", "--no-system-config", "--config", str(config), "--replay", str(demo / "counter-demo.flac")],
+    service = subprocess.Popen([sys.executable, "-m", "madoguchi", "run", "--stages", "frontend", "--no-system-config", "--config", str(config), "--replay", str(demo / "counter-demo.flac")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         watcher.wait_for(lambda m: any(leaf == "status" and p["state"] == "online" and p["models"] for leaf, p, _ in m), 20, "online")

@@ -102,6 +102,7 @@ def format_interpretation(record: dict[str, object]) -> str:
 def build_interpreter(settings: Settings, model_root: Path | None = None) -> Interpreter:
     """Load ASR and MT once (errors name the missing model and the command that fixes it)."""
     from madoguchi.asr.base import open_recognizer
+    from madoguchi.asr.vocabulary import vocabulary_prompt
     from madoguchi.interpreter.stage import Interpreter
     from madoguchi.interpreter.translation import TranslationStage
 
@@ -114,6 +115,9 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
     except BaseException:
         recognizer.close()
         raise
+    if settings.asr.vocabulary_prompt and translation.glossary is not None:
+        staff = settings.languages.staff  # residents' languages decoded worse with a prompt (vocabulary.py)
+        recognizer.set_vocabulary({staff: vocabulary_prompt(translation.glossary.vocabulary(staff), staff)})
     return Interpreter(settings, recognizer, translation)
 
 

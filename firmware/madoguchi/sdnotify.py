@@ -32,7 +32,12 @@ class SystemdNotifier:
         message = "\n".join(f"{k.upper()}={v}" for k, v in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Called on the event loop: a listener that stopped reading must not stall the
+                # service (a full queue drops this status; the next one says more anyway).
+                sock.setblocking(False)
                 sock.sendto(message, self._address)
+        except BlockingIOError:
+            log.debug("sd_notify queue at %r is full; dropped %s", self._address, message[:60])
         except OSError as err:
             log.warning("sd_notify to %r failed: %s", self._address, err)
 

@@ -46,7 +46,7 @@ def worker(backend: str) -> dict:
     steps["+ front end, Silero"] = _status_mb("VmRSS")
     settings = AsrSettings(backend=backend)
     recognizer = open_recognizer(settings, model_root=model_cache() / "store")
-    steps[f"+ Whisper base ({recognizer.name})"] = _status_mb("VmRSS")
+    steps["+ Whisper base (the backend's default model)"] = _status_mb("VmRSS")
     shape = SHAPES["opus-mt"]
     engine = TranslationEngine(shape.model_id, model_folder(shape), threads=2)
     steps["+ OPUS-MT-shaped pair (int8)"] = _status_mb("VmRSS")

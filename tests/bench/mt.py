@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tests.asr_assets import cpu_name
 
 THREADS = 2
 TOKENS = 15
@@ -75,16 +76,6 @@ SHAPES = {s.name: s for s in (
 
 def cache_root() -> Path:
     return Path(os.environ.get("MADOGUCHI_BENCH_MT_CACHE") or Path.home() / ".cache" / "madoguchi" / "bench-mt")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def rss_mb() -> float:

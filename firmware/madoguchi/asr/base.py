@@ -16,6 +16,7 @@ import numpy as np
 
 from madoguchi.asr.errors import AsrAudioError, AsrBackendMissingError, AsrLanguageError, AsrModelIdError
 from madoguchi.asr.filters import RejectionThresholds, compression_ratio, rejection_reason
+from madoguchi.asr.vocabulary import echoes_prompt
 from madoguchi.asr.window import SAMPLE_RATE, policy_from_settings
 from madoguchi.languages import WHISPER
 
@@ -45,6 +46,10 @@ class SpeechRecognizer(Protocol):
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None, candidates: Sequence[str] = (),
                    priors: Mapping[str, float] | None = None, partial: bool = False) -> Transcription: ...
+
+    def set_vocabulary(self, prompts: Mapping[str, str]) -> None:
+        """Whisper's prompt per language (the site's terms, see vocabulary.py); {} for none."""
+        ...
 
     def close(self) -> None: ...
 
@@ -83,12 +88,14 @@ def check_languages(language: str | None, candidates: Sequence[str]) -> tuple[st
 
 def finish(text: str, *, lang: str, lang_probability: float | None, lang_scores: Mapping[str, float], avg_logprob: float,
            no_speech_prob: float | None, encoder_frames: int, partial: bool, thresholds: RejectionThresholds,
-           engine_rejected: str | None = None) -> Transcription:
+           engine_rejected: str | None = None, prompt: str = "") -> Transcription:
     """Apply the rejection filters and build the result (shared by the backends)."""
     text = " ".join(text.split())  # Whisper starts segments with a space and may break lines
     ratio = compression_ratio(text)
     reason = engine_rejected or rejection_reason(text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
                                                  compression=ratio, thresholds=thresholds)
+    if reason is None and echoes_prompt(text, prompt):
+        reason = "hallucination"  # noise transcribed as the vocabulary prompt
     if reason:
         log.debug("rejected (%s) %r: avg_logprob %.2f, no_speech %s, compression %.2f", reason, text, avg_logprob, no_speech_prob, ratio)
     return Transcription(

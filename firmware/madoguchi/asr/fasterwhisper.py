@@ -31,6 +31,8 @@ from madoguchi.models.errors import ModelMissingError
 
 log = logging.getLogger(__name__)
 
+MAX_PROMPT_TOKENS = 223  # Whisper's limit for the previous-text prompt (half its 448-token context)
+
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 
@@ -56,6 +58,7 @@ class FasterWhisperRecognizer:
         self.name = f"faster-whisper {compute_type}"
         self.beam_size, self.window, self.thresholds = beam_size, window, thresholds
         self._tokenizers: dict[str, object] = {}
+        self._prompts: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _tokenizer(self, lang: str):
@@ -98,7 +101,10 @@ class FasterWhisperRecognizer:
                 choice = choose_language(self.language_probabilities(encoded), identify_among, priors)
                 language, lang_probability, scores = choice.lang, choice.probability, choice.scores
         tokenizer = self._tokenizer(language)
-        prompt = [tokenizer.sot, tokenizer.language, tokenizer.transcribe, tokenizer.no_timestamps]
+        vocabulary = self._prompts.get(language, "")
+        # Whisper's layout: <|startofprev|> previous text, then the task tokens (at most 223 prompt tokens)
+        previous = [tokenizer.sot_prev, *tokenizer.encode(" " + vocabulary)[-MAX_PROMPT_TOKENS:]] if vocabulary else []
+        prompt = [*previous, tokenizer.sot, tokenizer.language, tokenizer.transcribe, tokenizer.no_timestamps]
         result = self._ct2.generate(
             encoded, [prompt], beam_size=1 if partial else self.beam_size, return_scores=True,
             return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
@@ -109,7 +115,11 @@ class FasterWhisperRecognizer:
         avg_logprob = float(result.scores[0]) * len(ids) / (len(ids) + 1) if ids else float(result.scores[0])
         return finish(tokenizer.decode(ids), lang=language, lang_probability=lang_probability, lang_scores=scores,
                       avg_logprob=avg_logprob, no_speech_prob=float(result.no_speech_prob),
-                      encoder_frames=frames, partial=partial, thresholds=self.thresholds)
+                      encoder_frames=frames, partial=partial, thresholds=self.thresholds, prompt=vocabulary)
+
+    def set_vocabulary(self, prompts: Mapping[str, str]) -> None:
+        with self._lock:
+            self._prompts = dict(prompts)
 
     def close(self) -> None:
         self._model = None

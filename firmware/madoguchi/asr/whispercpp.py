@@ -109,8 +109,13 @@ class WhisperCppRecognizer:
         self._ctx_setter = self._params(1)
         self._ctx_setter.language = "en"  # any fixed language: no detection inside whisper_full
         pw.assign_encoder_begin_callback(self._ctx_setter, lambda _ctx: False)
+        self._prompts: dict[str, str] = {}
         self._lock = threading.Lock()
         _open.add(self)
+
+    def set_vocabulary(self, prompts: Mapping[str, str]) -> None:
+        with self._lock:
+            self._prompts = dict(prompts)
 
     def _params(self, beam_size: int):
         pw = self._pw
@@ -172,6 +177,8 @@ class WhisperCppRecognizer:
         frames = self.window.frames(len(audio), partial=partial)
         params = self._greedy if partial else self._beam
         params.language = language
+        prompt = self._prompts.get(language, "")
+        params.initial_prompt = prompt
         params.audio_ctx = self._ctx_value(frames)
         params.max_tokens = tokens_budget(len(audio) / SAMPLE_RATE)
         status = pw.whisper_full(self._ctx, params, audio, 0 if mel_ready else len(audio))
@@ -189,7 +196,7 @@ class WhisperCppRecognizer:
         return finish(text_bytes.decode("utf-8", errors="replace"), lang=language, lang_probability=lang_probability,
                       lang_scores=scores, avg_logprob=avg_logprob, no_speech_prob=None, encoder_frames=frames,
                       partial=partial, thresholds=self.thresholds,
-                      engine_rejected="no_speech" if n_segments == 0 else None)
+                      engine_rejected="no_speech" if n_segments == 0 else None, prompt=prompt)
 
     def close(self) -> None:
         ctx, self._ctx = getattr(self, "_ctx", None), None

@@ -8,6 +8,7 @@ speech which language to go to.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_IDLE_S = 120.0  # as telemetry's sessions: a longer pause means the next resident
+RETRY_LANGUAGES = 2  # runner-up languages tried when the identified one gives no confident words
+RETRY_MIN_SHARE = 0.5  # of the top language's score, for a runner-up to be worth a try
 
 
 class Interpreter:
@@ -52,6 +55,8 @@ class Interpreter:
         request = policy.language_request(utterance, languages, self.session_lang)
         t0 = self._clock()
         heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
+        if heard.rejected == "low_confidence" and heard.lang_scores:
+            heard = self._second_opinion(utterance, heard)
         t1 = self._clock()
         side = policy.speaker_side(utterance, heard.lang, languages)
         translation = None
@@ -71,6 +76,24 @@ class Interpreter:
         if heard.rejected:
             log.info("%.2f-%.2f s %s: not transcribed (%s)", utterance.start_s, utterance.end_s, side, heard.rejected)
         return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings)
+
+    def _second_opinion(self, utterance: Utterance, heard: Transcription) -> Transcription:
+        """Words the identified language cannot make sense of, tried in the runner-up languages.
+
+        Half a second of "Hello." scores zh 0.37, en 0.27 with Whisper base; decoded as Chinese it
+        is noise (low confidence), as English it is "Hello?". Only close runners-up get a try, so
+        real noise costs at most RETRY_LANGUAGES more decodes and is still rejected.
+        """
+        ranked = sorted(heard.lang_scores.items(), key=lambda item: -item[1])
+        top = ranked[0][1]
+        for lang, score in ranked[1 : 1 + RETRY_LANGUAGES]:
+            if score < RETRY_MIN_SHARE * top:
+                break
+            retry = self.recognizer.transcribe(utterance.audio, language=lang)
+            if retry.rejected is None:
+                log.debug("%.2f s: %s made no sense, %s did (%.2f of the top score)", utterance.start_s, heard.lang, lang, score / top)
+                return dataclasses.replace(retry, lang_probability=score, lang_scores=heard.lang_scores)
+        return heard
 
     def caption(self, snapshot: SpeechSoFar) -> Caption | None:
         """Live text for an open utterance; None when it is not (yet) words."""

@@ -95,6 +95,12 @@ class Glossary:
     def languages(self) -> frozenset[str]:
         return frozenset(lang for entry in self._entries for lang in entry.renderings)
 
+    def vocabulary(self, lang: str) -> tuple[str, ...]:
+        """The terms as written in ``lang``, the site's own files before the bundled ones (Whisper's prompt)."""
+        bundled = str(bundled_path(*BUNDLED))
+        ordered = sorted(self._entries, key=lambda entry: entry.origin.startswith(bundled))  # stable: file order kept
+        return tuple(entry.renderings[lang].text for entry in ordered if lang in entry.renderings)
+
     def _compiled(self, lang: str) -> list[tuple[re.Pattern[str], int]]:
         if lang not in self._patterns:  # built on first use per language: most boxes see few languages
             patterns = []
