@@ -168,3 +168,36 @@ def test_status_never_blocks_on_a_listener_that_stopped_reading(listener: Notify
         notifier.notify(status=f"{i} utterances")
     assert time.monotonic() - started < 2.0
     assert listener.wait_for("STATUS", "0 utterances")
+
+
+def test_a_failing_utterance_is_reported_and_the_service_goes_on(listener: NotifyListener, speech_store, tmp_path: Path) -> None:
+    """ASR failing on one utterance (injected into the real recognizer) loses that one only."""
+    import soundfile
+
+    from madoguchi.asr.errors import AsrEngineError
+    from madoguchi.config import load_settings
+    from madoguchi.replay import build_interpreter, recording_source
+
+    audio, rate = soundfile.read(DEMO / "counter-demo.flac", dtype="float32")
+    short = tmp_path / "first-8s.flac"
+    soundfile.write(short, audio[: 8 * rate], rate)
+    settings = load_settings(DEMO / "counter-demo.toml", system_layers=False)
+    interpreter = build_interpreter(settings, speech_store.root)
+    real, calls = interpreter.recognizer.transcribe, []
+
+    def flaky(audio, **kwargs):
+        if not kwargs.get("partial"):
+            calls.append(kwargs)
+        if len(calls) == 1 and not kwargs.get("partial"):
+            raise AsrEngineError("whisper.cpp transcription failed (status -7)")
+        return real(audio, **kwargs)
+
+    interpreter.recognizer.transcribe = flaky
+    out = io.StringIO()
+    try:
+        count = asyncio.run(serve(settings, recording_source(settings, short), out, SystemdNotifier(str(listener.path)), interpreter=interpreter))
+    finally:
+        interpreter.close()
+    finals = [json.loads(line) for line in out.getvalue().splitlines() if '"partial"' not in line]
+    assert count == len(finals) >= 2  # the utterances after the failure were still interpreted
+    assert finals[0]["start_s"] > 1.5  # the first one (1.09 s) was the one lost

@@ -99,7 +99,12 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
             await loop.run_in_executor(None, lambda: telemetry.record_utterance(output.utterance, **details))
         notifier.notify(status=f"{count} utterances; last: {output.side} {output.lang} in {output.timings_ms['latency_ms']:.0f} ms")
 
-    stages = Stages(interpreter, report, capture, captions=settings.asr.partials) if interpreter is not None else None
+    async def report_error(err: Exception) -> None:
+        box["last_error"] = getattr(err, "code", "internal_error")
+        if telemetry is not None:
+            await loop.run_in_executor(None, telemetry.record_event, "error", box["last_error"], str(err))
+
+    stages = Stages(interpreter, report, capture, captions=settings.asr.partials, on_error=report_error) if interpreter is not None else None
 
     def stop() -> None:
         if not capture.stopping.is_set():

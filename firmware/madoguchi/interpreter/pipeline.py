@@ -125,9 +125,11 @@ Output = Interpretation | Caption
 class Stages:
     """ASR and MT for each utterance, in order, on one dedicated thread; captions only when idle."""
 
-    def __init__(self, interpreter: Interpreter, on_output: Callable[[Output], Awaitable[None]], capture: Capture | None = None, captions: bool = False) -> None:
+    def __init__(self, interpreter: Interpreter, on_output: Callable[[Output], Awaitable[None]], capture: Capture | None = None, captions: bool = False,
+                 on_error: Callable[[Exception], Awaitable[None]] | None = None) -> None:
         self.interpreter = interpreter
         self._on_output = on_output
+        self._on_error = on_error
         self._capture = capture
         self._captions = captions
         self._queue: asyncio.Queue[Heard | None] = asyncio.Queue()
@@ -161,16 +163,28 @@ class Stages:
             if isinstance(event, SpeechSoFar):
                 # A final result waiting, or a caption too recent: skip; finals never wait for captions.
                 if self._queue.empty() and time.monotonic() - self._last_caption >= self._interval_s:
-                    caption = await loop.run_in_executor(self._executor, self.interpreter.caption, event)
+                    caption = await self._attempt(event, self.interpreter.caption, event)
                     self._last_caption = time.monotonic()
                     if caption is not None:
                         await self._on_output(caption)
                 loop.call_later(self._interval_s, self._want_caption)
             elif isinstance(event, Utterance):
                 try:
-                    result = await loop.run_in_executor(self._executor, self.interpreter.interpret, event, heard.wall_s)
+                    result = await self._attempt(event, self.interpreter.interpret, event, heard.wall_s)
                 finally:
                     if self._capture is not None:
                         self._capture.handled()
-                await self._on_output(result)
+                if result is not None:
+                    await self._on_output(result)
                 self._want_caption()
+
+    async def _attempt(self, event: Utterance | SpeechSoFar, work: Callable, *args: object):
+        """One utterance's work on the worker thread. A failure loses that utterance, not the service:
+        it is logged with its traceback and reported (on_error: the fleet's error event)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        except Exception as err:
+            log.exception("interpreting the utterance at %.2f s failed", event.start_s)
+            if self._on_error is not None:
+                await self._on_error(err)
+            return None
