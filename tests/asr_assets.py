@@ -138,6 +138,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def status_mb(field: str = "VmRSS") -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM the peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 # ---------------------------------------------------------------------------------------------
 # speech
 

@@ -22,7 +22,7 @@ from madoguchi.config import Settings
 from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.vad import bundled_model_path
 from madoguchi.interpreter.pipeline import AudioState, Capture, Item, Stages
-from madoguchi.replay import build_frontend, caption_record, interpretation_record, utterance_record
+from madoguchi.replay import build_frontend, caption_record, interpretation_record, usage_details, utterance_record
 from madoguchi.sdnotify import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -93,9 +93,7 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
         out.write(json.dumps(interpretation_record(output), ensure_ascii=False) + "\n")
         out.flush()
         if telemetry is not None:  # a spool append (fsync): off the event loop
-            translation = output.translation
-            details = {"lang": output.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": output.timings_ms,
-                       "text": output.text or None, "translation": translation.text if translation else None}
+            details = usage_details(output)
             await loop.run_in_executor(None, lambda: telemetry.record_utterance(output.utterance, **details))
         notifier.notify(status=f"{count} utterances; last: {output.side} {output.lang} in {output.timings_ms['latency_ms']:.0f} ms")
 

@@ -82,6 +82,13 @@ def interpretation_record(result: Interpretation) -> dict[str, object]:
     return record
 
 
+def usage_details(result: Interpretation) -> dict[str, object]:
+    """What telemetry's record_utterance adds to the utterance (words only leave if the site shares them)."""
+    translation = result.translation
+    return {"lang": result.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": result.timings_ms,
+            "text": result.text or None, "translation": translation.text if translation else None}
+
+
 def caption_record(caption: Caption) -> dict[str, object]:
     return {"partial": True, "start_s": caption.start_s, "at_s": caption.at_s, "side": caption.side, "lang": caption.lang, "text": caption.text}
 
@@ -174,9 +181,7 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
         latencies.add(output.timings_ms)
         count += 1
         if telemetry is not None:
-            translation = output.translation
-            telemetry.record_utterance(output.utterance, lang=output.lang, target_lang=translation.target_lang if translation else None,
-                                       timings_ms=output.timings_ms, text=output.text or None, translation=translation.text if translation else None)
+            telemetry.record_utterance(output.utterance, **usage_details(output))
 
     try:
         asyncio.run(interpret_recording(settings, recording, interpreter, on_output, realtime))

@@ -13,19 +13,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
 BAR_MB = 1024
 CONFIGS = ("whisper.cpp", "faster-whisper")
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def worker(backend: str) -> dict:
@@ -37,29 +29,29 @@ def worker(backend: str) -> dict:
     from madoguchi.mt.phrasebook import Phrasebook
     from madoguchi.replay import build_frontend
     from tests.asr_assets import utterance
-    from tests.asr_assets import speech_model_store
+    from tests.asr_assets import speech_model_store, status_mb
     from tests.bench.mt import SHAPES, model_folder
 
-    steps = {"python + imports": _status_mb("VmRSS")}
+    steps = {"python + imports": status_mb("VmRSS")}
     frontend = build_frontend(Settings())
     SileroVad()(np.zeros(512, np.float32))
-    steps["+ front end, Silero"] = _status_mb("VmRSS")
+    steps["+ front end, Silero"] = status_mb("VmRSS")
     settings = AsrSettings(backend=backend)
     recognizer = open_recognizer(settings, model_root=speech_model_store().root)
-    steps["+ Whisper base (the backend's default model)"] = _status_mb("VmRSS")
+    steps["+ Whisper base (the backend's default model)"] = status_mb("VmRSS")
     shape = SHAPES["opus-mt"]
     engine = TranslationEngine(shape.model_id, model_folder(shape), threads=2)
-    steps["+ OPUS-MT-shaped pair (int8)"] = _status_mb("VmRSS")
+    steps["+ OPUS-MT-shaped pair (int8)"] = status_mb("VmRSS")
     phrasebook, glossary = Phrasebook.load(), Glossary.load()
     phrasebook.lookup("住民表の映しも必要ですか", "ja", "en")  # loads the reading dictionary
-    steps["+ phrasebook, glossary, readings"] = _status_mb("VmRSS")
+    steps["+ phrasebook, glossary, readings"] = status_mb("VmRSS")
     clip = utterance("ja", "住民票の写しを一通お願いします。")
     recognizer.transcribe(clip.audio, language="ja")
     recognizer.transcribe(clip.audio, candidates=("en", "vi", "zh"))
     engine.translate_pieces([[f"\u2581w{i}" for i in range(1000, 1015)]], shape.source, shape.target, min_output_tokens=15, max_output_tokens=15)
-    steps["after interpreting an utterance"] = _status_mb("VmRSS")
+    steps["after interpreting an utterance"] = status_mb("VmRSS")
     del frontend
-    return {"backend": backend, "steps": steps, "peak_mb": _status_mb("VmHWM")}
+    return {"backend": backend, "steps": steps, "peak_mb": status_mb("VmHWM")}
 
 
 def main() -> None:
@@ -75,10 +67,10 @@ def main() -> None:
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"CPU: {cpu_name()}; resident memory (VmRSS) as the service loads, MB; bar: {BAR_MB} MB")
     labels = list(results[0]["steps"])
-    print(f"{'':<38}" + "".join(f"{r['backend']:>16}" for r in results))
+    print(f"{'':<46}" + "".join(f"{r['backend']:>16}" for r in results))
     for i, label in enumerate(labels):
-        print(f"{label if i else labels[0]:<38}" + "".join(f"{list(r['steps'].values())[i]:>16.0f}" for r in results))
-    print(f"{'peak (VmHWM)':<38}" + "".join(f"{r['peak_mb']:>16.0f}" for r in results))
+        print(f"{label:<46}" + "".join(f"{list(r['steps'].values())[i]:>16.0f}" for r in results))
+    print(f"{'peak (VmHWM)':<46}" + "".join(f"{r['peak_mb']:>16.0f}" for r in results))
     for r in results:
         verdict = "within" if r["peak_mb"] <= BAR_MB else "OVER"
         print(f"{r['backend']}: peak {r['peak_mb']:.0f} MB, {verdict} the {BAR_MB} MB bar")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.asr_assets import cpu_name
+from tests.asr_assets import cpu_name, status_mb
 
 THREADS = 2
 TOKENS = 15
@@ -76,13 +76,6 @@ SHAPES = {s.name: s for s in (
 
 def cache_root() -> Path:
     return Path(os.environ.get("MADOGUCHI_BENCH_MT_CACHE") or Path.home() / ".cache" / "madoguchi" / "bench-mt")
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,11 +212,11 @@ def worker(name: str, budget_s: float) -> list[dict]:
     variants = []
     for restricted in (False, True):
         folder = vmap_folder(shape) if restricted else model_folder(shape)
-        before = rss_mb()
+        before = status_mb()
         t0 = time.perf_counter()
         engine = TranslationEngine(shape.model_id, folder, threads=THREADS)
         load_s = time.perf_counter() - t0
-        variants.append({"engine": engine, "restricted": restricted, "load_s": load_s, "rss_mb": rss_mb() - before, "times": [],
+        variants.append({"engine": engine, "restricted": restricted, "load_s": load_s, "rss_mb": status_mb() - before, "times": [],
                          "size_mb": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6})
 
     def once(engine: TranslationEngine) -> float:

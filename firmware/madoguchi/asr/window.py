@@ -30,14 +30,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from madoguchi.config import AsrSettings
+
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 50  # encoder positions: 2 mel frames of 10 ms each
 FULL_FRAMES = 1500  # Whisper's 30 s window
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND
 FLASH_ATTENTION_PAD = 256  # whisper.cpp pads attention to this many positions (and leaves the pad stale)
 
-DEFAULT_MARGIN_S = 1.0
-DEFAULT_MIN_S = 10.0
+_ASR_DEFAULTS = AsrSettings()  # [asr] window_margin_s and window_min_s are defined once, in config.py
 DEFAULT_PARTIAL_MIN_S = 5.0
 DEFAULT_LANGID_MARGIN_S = 1.0
 DEFAULT_LANGID_MIN_S = 0.0
@@ -51,8 +52,8 @@ class WindowPolicy:
     encoder positions, at most the full window."""
 
     fitted: bool = True
-    margin_s: float = DEFAULT_MARGIN_S
-    min_s: float = DEFAULT_MIN_S
+    margin_s: float = _ASR_DEFAULTS.window_margin_s
+    min_s: float = _ASR_DEFAULTS.window_min_s
     partial_min_s: float = DEFAULT_PARTIAL_MIN_S
     langid_margin_s: float = DEFAULT_LANGID_MARGIN_S
     langid_min_s: float = DEFAULT_LANGID_MIN_S
