@@ -36,3 +36,11 @@ def speech_store():
     from tests.asr_assets import speech_model_store
 
     return speech_model_store()
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small CTranslate2 translation models of every family, with known outputs (tests/mt_models.py)."""
+    from tests.mt_models import toy_models
+
+    return toy_models(tmp_path_factory.mktemp("mt-models"))

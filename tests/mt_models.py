@@ -27,11 +27,16 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from madoguchi.mt.router import MachineTranslation
 
 # concept -> word per toy language; every word is a single piece in its language's tokenizer
 LEXICON: dict[str, dict[str, str]] = {
@@ -334,3 +339,53 @@ def build_madlad(out: Path, langs: Sequence[str] = TOY_LANGUAGES, *, max_positio
         out, langs, {lang: MADLAD_TAGS[lang] for lang in langs}, "spiece.model", tags_in_tokenizer=True, decoder_tags=False,
         specials=("<pad>", "</s>", "<unk>"), extra_tokens=[],
         config={"unk_token": "<unk>", "eos_token": "</s>", "bos_token": "<pad>", "decoder_start_token": "<pad>"}, max_positions=max_positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers of the MT tests
+
+
+CONCEPTS = ["certificate", "please"]  # 住民票 ください。 / certificate please. / giấy xin. / certidão favor.
+
+
+def toy_models(root: Path) -> dict[str, Path]:
+    """One small model of every family and pair shape the tests need, built under ``root``."""
+    return {
+        "opus-mt-ja-en": build_marian(root / "opus-mt-ja-en", "ja", "en"),
+        "opus-mt-en-ja": build_marian(root / "opus-mt-en-ja", "en", "ja"),
+        "opus-mt-en-vi": build_marian(root / "opus-mt-en-vi", "en", "vi", shared_vocabulary=False),
+        "opus-mt-en-mul": build_marian(root / "opus-mt-en-mul", "en", ["ja", "vi", "pt"]),
+        "m2m100-toy": build_m2m100(root / "m2m100-toy"),
+        "nllb-toy": build_nllb(root / "nllb-toy"),
+        "madlad-toy": build_madlad(root / "madlad-toy"),
+    }
+
+
+def load(toy: dict[str, Path], *ids: str, **options) -> MachineTranslation:
+    from madoguchi.mt.router import MachineTranslation
+
+    return MachineTranslation.from_folders({i: toy[i] for i in ids}, threads=1, **options)
+
+
+def copy_model(toy: dict[str, Path], model_id: str, root: Path) -> Path:
+    return Path(shutil.copytree(toy[model_id], root / model_id))
+
+
+class Recorder:
+    """Stands in for the ctranslate2.Translator of an engine and records every call."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+
+    def translate_batch(self, source, target_prefix=None, **options):
+        self.calls.append((source, target_prefix, options))
+        return self.inner.translate_batch(source, target_prefix, **options)
+
+    def unload_model(self) -> None:
+        self.inner.unload_model()
+
+
+def record(mt, model_id: str) -> Recorder:
+    engine = next(e for e in mt._engines if e.model_id == model_id)
+    engine._translator = Recorder(engine._translator)
+    return engine._translator

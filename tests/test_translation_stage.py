@@ -14,13 +14,12 @@ from madoguchi.interpreter.translation import UNTRANSLATED_MARK, TranslationStag
 from madoguchi.mt.glossary import Glossary
 from madoguchi.mt.phrasebook import Phrasebook
 from madoguchi.mt.router import MachineTranslation
-from tests.mt_models import build_m2m100, toy_sentence
+from tests.mt_models import toy_sentence
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory: pytest.TempPathFactory) -> TranslationStage:
-    folder = build_m2m100(tmp_path_factory.mktemp("mt") / "m2m100-toy")
-    mt = MachineTranslation.from_folders({"m2m100-toy": folder}, threads=1)
+def stage(toy: dict[str, Path]) -> TranslationStage:
+    mt = MachineTranslation.from_folders({"m2m100-toy": toy["m2m100-toy"]}, threads=1)
     yield TranslationStage(Phrasebook.load(), Glossary.load(), mt)
     mt.close()
 
