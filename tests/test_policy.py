@@ -28,6 +28,15 @@ def test_confident_resident_side_identifies_among_site_languages_only() -> None:
     assert request.priors["vi"] == pytest.approx(0.5) and request.priors["ne"] == pytest.approx(1 / 6)
 
 
+def test_a_single_resident_language_is_fixed_not_identified() -> None:
+    """A site with one resident language, or the one chosen with the language button."""
+    one = LanguageSettings(staff="ja", residents=("vi",))
+    request = policy.language_request(utterance("resident"), one, session_lang=None)
+    assert request.language == "vi" and request.candidates == ()
+    ambiguous = policy.language_request(utterance("resident", confidence=0.05, held=True), one, None)
+    assert ambiguous.language is None and set(ambiguous.candidates) == {"ja", "vi"}  # the side can still be wrong
+
+
 def test_session_language_is_boosted() -> None:
     plain = policy.language_request(utterance("resident"), SITE, None).priors
     boosted = policy.language_request(utterance("resident"), SITE, "ne").priors

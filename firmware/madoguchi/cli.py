@@ -67,7 +67,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from madoguchi.replay import run_replay
 
     settings, layers = _load(args)
-    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers), stages=args.stages)
+    _check_frames(args)
+    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers), stages=args.stages, frames_dir=args.frames)
     log.info("%d utterances", count)
     return 0
 
@@ -77,14 +78,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from madoguchi.replay import run_replay
 
+    _check_frames(args)
     demo = files("madoguchi") / "data" / "demo"
     with as_file(demo / "counter-demo.toml") as config, as_file(demo / "counter-demo.flac") as recording:
         settings = load_settings(config, system_layers=False)
         model_root = ensure_demo_models(settings)
         if not args.json:
             print(f"Replaying {recording.name}: a Japanese clerk and an English-speaking resident at a 4-mic array\n", flush=True)
-        run_replay(settings, recording, sys.stdout, args.json, stages=args.stages, model_root=model_root)
+        run_replay(settings, recording, sys.stdout, args.json, stages=args.stages, model_root=model_root, frames_dir=args.frames)
     return 0
+
+
+def _check_frames(args: argparse.Namespace) -> None:
+    if args.frames is not None and args.stages == "frontend":
+        raise SystemExit("--frames needs the whole pipeline (the faces show words): drop --stages frontend")
 
 
 def ensure_demo_models(settings: Settings) -> Path:
@@ -286,11 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="one JSON object per utterance")
     replay.add_argument("--stages", choices=STAGES, default="all", help="frontend: stop after side detection (no models); all: ASR and translation too")
     replay.add_argument("--realtime", action="store_true", help="pace the recording like live audio")
+    replay.add_argument("--frames", type=Path, metavar="DIR", help="write every frame of both faces as PNG, and a contact sheet, to DIR")
     replay.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="replay the bundled counter conversation (no hardware needed)")
     demo.add_argument("--json", action="store_true", help="one JSON object per utterance")
     demo.add_argument("--stages", choices=STAGES, default="all", help="frontend: side detection only (no models needed)")
+    demo.add_argument("--frames", type=Path, metavar="DIR", help="write every frame of both faces as PNG, and a contact sheet, to DIR")
     demo.set_defaults(func=cmd_demo)
 
     cal = with_config(sub.add_parser("calibrate", help="learn the staff and resident azimuths"))

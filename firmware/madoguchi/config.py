@@ -198,6 +198,66 @@ class MtSettings:
     glossary: bool = True
 
 
+MODES = ("interpret", "caption", "easy_japanese")
+DISPLAY_DRIVERS = {"ssd1322": (256, 64), "ssd1306": (128, 64), "sh1106": (128, 64), "ssd1351": (128, 128), "dummy": (256, 64), "none": (256, 64)}
+_PIN = _allowed(lambda v: -1 <= v <= 27, "a BCM GPIO number from 0 to 27, or -1 when not fitted")
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """The two faces: SPI OLED panels driven by luma.oled (CE0 faces the staff, CE1 the resident)."""
+
+    driver: str = field(default="ssd1322", metadata=_allowed(lambda v: v in DISPLAY_DRIVERS, ", ".join(DISPLAY_DRIVERS) + " (dummy: render without a panel; none: no displays)"))
+    width: int = field(default=0, metadata=_between(0, 512))  # 0 = the driver's panel size
+    height: int = field(default=0, metadata=_between(0, 512))
+    spi_port: int = field(default=0, metadata=_between(0, 6))
+    spi_speed_hz: int = field(default=8_000_000, metadata=_between(500_000, 32_000_000))
+    staff_spi_device: int = field(default=0, metadata=_between(0, 2))  # chip select: CE0
+    resident_spi_device: int = field(default=1, metadata=_between(0, 2))  # CE1
+    staff_dc_pin: int = field(default=24, metadata=_PIN)
+    staff_rst_pin: int = field(default=25, metadata=_PIN)
+    resident_dc_pin: int = field(default=23, metadata=_PIN)
+    resident_rst_pin: int = field(default=22, metadata=_PIN)
+    staff_rotate: int = field(default=0, metadata=_allowed(lambda v: v in (0, 1, 2, 3), "0, 1, 2 or 3 quarter turns clockwise"))
+    resident_rotate: int = field(default=0, metadata=_allowed(lambda v: v in (0, 1, 2, 3), "0, 1, 2 or 3 quarter turns clockwise"))
+    brightness: float = field(default=0.8, metadata=_between(0.0, 1.0))
+    clear_after_s: float = field(default=60.0, metadata=_between(5.0, 3600.0))  # words leave the faces after this long without speech (privacy); then the greeting
+    idle_sleep_s: float = field(default=600.0, metadata=_between(0.0, 86400.0))  # then the panels switch off (OLEDs age); 0 = never
+    greeting_interval_s: float = field(default=3.0, metadata=_between(0.5, 60.0))
+    frames_per_s: float = field(default=10.0, metadata=_between(1.0, 60.0))
+    mode: str = field(default="interpret", metadata=_allowed(lambda v: v in MODES, ", ".join(MODES) + " (the mode at start; the mode button cycles them)"))
+    echo: bool = True  # a small line of the face's own speaker's last words, so they see they were understood
+
+
+@dataclass(frozen=True)
+class ControlsSettings:
+    """Buttons (to ground, internal pull-up) and LEDs through gpiozero; -1 = not fitted.
+
+    Defaults are hw/pinmap.toml's (a test keeps the two equal)."""
+
+    enabled: bool = True
+    language_pin: int = field(default=5, metadata=_PIN)  # press: next resident language; hold: the list
+    swap_pin: int = field(default=6, metadata=_PIN)
+    mode_pin: int = field(default=13, metadata=_PIN)
+    mute_pin: int = field(default=16, metadata=_PIN)
+    operator_pin: int = field(default=17, metadata=_PIN)
+    staff_led_pin: int = field(default=4, metadata=_PIN)
+    resident_led_pin: int = field(default=27, metadata=_PIN)
+    status_led_pin: int = field(default=12, metadata=_PIN)
+    bounce_s: float = field(default=0.05, metadata=_between(0.0, 1.0))
+    hold_s: float = field(default=1.0, metadata=_between(0.2, 10.0))
+
+
+@dataclass(frozen=True)
+class EasyJapaneseSettings:
+    """やさしい日本語 for residents who read some Japanese (the easy_japanese mode)."""
+
+    reading_above_grade: int = field(default=2, metadata=_between(0, 8))  # kana after kanji words above this school grade (7: secondary jōyō, 8: beyond jōyō)
+    max_sentence_chars: int = field(default=30, metadata=_between(10, 80))
+    readings: str = field(default="after", metadata=_allowed(lambda v: v in ("after", "none"), "after (かな in brackets after the word) or none"))
+    spaces: bool = True  # 分かち書き: a space between phrases
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -217,6 +277,9 @@ class Settings:
     languages: LanguageSettings = LanguageSettings()
     asr: AsrSettings = AsrSettings()
     mt: MtSettings = MtSettings()
+    display: DisplaySettings = DisplaySettings()
+    controls: ControlsSettings = ControlsSettings()
+    easy_japanese: EasyJapaneseSettings = EasyJapaneseSettings()
     mqtt: MqttSettings = MqttSettings()
     paths: PathsSettings = PathsSettings()
     log: LogSettings = LogSettings()

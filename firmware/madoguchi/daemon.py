@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, TextIO
 from madoguchi import __version__
 from madoguchi.audio.source import AudioSource
 from madoguchi.config import Settings
+from madoguchi.controls.counter import CounterState
+from madoguchi.counter_ui import CounterUI
+from madoguchi.display.faces import mic_level
 from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.vad import bundled_model_path
 from madoguchi.interpreter.pipeline import AudioState, Capture, Item, Stages
@@ -51,12 +54,14 @@ async def _watchdog(notifier: SystemdNotifier, interval_s: float) -> None:
 
 
 async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: SystemdNotifier | None = None, wait_for_device: bool = False,
-                layers: list | None = None, interpreter: Interpreter | None = None) -> int:
+                layers: list | None = None, interpreter: Interpreter | None = None, pin_factory: object | None = None) -> int:
     """Run until the source ends or a stop signal arrives; returns the number of utterances.
 
     Without an ``interpreter`` (``--stages frontend``) utterances are reported after side
     detection. With ``[mqtt] host`` set, usage and events go to the fleet (``layers``: the parsed
-    config files, which remote set_config commands extend).
+    config files, which remote set_config commands extend). The faces and buttons
+    (counter_ui.py) follow ``[display]`` and ``[controls]``; ``pin_factory`` is gpiozero's (tests
+    pass its MockFactory).
     """
     notifier = notifier or SystemdNotifier()
     loop = asyncio.get_running_loop()
@@ -83,8 +88,31 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     capture = Capture(source, frontend, post, retry_s=retry_s, paced=True)
     count = 0
 
+    def record_event(kind: str, code: str, message: str = "") -> None:
+        if telemetry is not None:  # a spool append (fsync): off the event loop
+            loop.run_in_executor(None, telemetry.record_event, kind, code, message)
+
+    def on_counter(counter: CounterState) -> None:
+        capture.counter = counter
+        if interpreter is not None:
+            interpreter.counter = counter
+        notifier.notify(status=f"mode {counter.mode}, resident language {counter.resident_lang or 'auto'}{', muted' if counter.muted else ''}{', sides swapped' if counter.swapped else ''}")
+
+    def on_problem(code: str, message: str) -> None:
+        box["last_error"] = code
+        record_event("error", code, message)
+
+    ui = CounterUI(settings, on_counter=on_counter, on_operator_call=lambda: record_event("operator_call", "button", "operator call button pressed"),
+                   on_problem=on_problem, pin_factory=pin_factory)
+    ui.open(loop)
+    on_counter(ui.counter)
+    ui.mic_level = lambda: mic_level(frontend.above_background_db)
+    if telemetry is not None:
+        ui.broker = lambda: "up" if telemetry.link.connected.is_set() else "down"
+
     async def report(output: Interpretation | Caption) -> None:
         nonlocal count
+        ui.said(output)
         if isinstance(output, Caption):
             out.write(json.dumps(caption_record(output), ensure_ascii=False) + "\n")
             out.flush()
@@ -99,6 +127,7 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
 
     async def report_error(err: Exception) -> None:
         box["last_error"] = getattr(err, "code", "internal_error")
+        ui.set_error(box["last_error"])
         if telemetry is not None:
             await loop.run_in_executor(None, telemetry.record_event, "error", box["last_error"], str(err))
 
@@ -119,6 +148,7 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     worker = loop.run_in_executor(None, capture.run)
     watchdog_s = notifier.watchdog_interval_s()
     watchdog = asyncio.create_task(_watchdog(notifier, watchdog_s)) if watchdog_s else None
+    ui_task = asyncio.create_task(ui.run(), name="faces")
     notifier.notify(ready="1", status=f"madoguchi {__version__}: listening ({settings.array.n_mics} mics)")
     log.info("madoguchi %s listening, config %s", __version__, settings.digest())
     audio_state = AudioState("starting")
@@ -133,8 +163,10 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
             if isinstance(item, AudioState):
                 if item != audio_state:  # retries repeat the same state: say it once
                     await _report_audio_state(item, audio_state, box, notifier, telemetry)
+                    ui.set_error(None if item.state == "capturing" else item.state)
                 audio_state = item
                 continue
+            ui.heard(item.event)
             if stages is not None and isinstance(item.event, (Utterance, SpeechSoFar)):
                 stages.submit(item)
             elif isinstance(item.event, Utterance):
@@ -151,6 +183,10 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
         await worker
         if stages is not None:
             await stages.finish()  # what was heard before the stop is still interpreted and counted
+        ui_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ui_task
+        ui.close()  # panels blank and GPIO released now, not at interpreter exit
         if telemetry is not None:
             await loop.run_in_executor(None, telemetry.stop)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -117,3 +117,4 @@ class Interpretation:
     rejected: str | None
     lang_probability: float | None
     timings_ms: dict[str, float] = field(compare=False)
+    mode: str = "interpret"  # interpret | caption | easy_japanese: what the other face was given

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from madoguchi.audio.wav import WavSource
 from madoguchi.config import Settings
+from madoguchi.display.frames import Moment, moment_of, write_frames
 from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.pipeline import Frontend
 from madoguchi.frontend.vad import SileroVad
@@ -77,6 +78,7 @@ def interpretation_record(result: Interpretation) -> dict[str, object]:
         translation_method=translation.method if translation else None,
         needs_review=translation.needs_review if translation else False,
         rejected=result.rejected,
+        mode=result.mode,
     )
     record.update(result.timings_ms)
     return record
@@ -85,7 +87,7 @@ def interpretation_record(result: Interpretation) -> dict[str, object]:
 def usage_details(result: Interpretation) -> dict[str, object]:
     """What telemetry's record_utterance adds to the utterance (words only leave if the site shares them)."""
     translation = result.translation
-    return {"lang": result.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": result.timings_ms,
+    return {"lang": result.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": result.timings_ms, "mode": result.mode,
             "text": result.text or None, "translation": translation.text if translation else None}
 
 
@@ -128,8 +130,9 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
     return Interpreter(settings, recognizer, translation)
 
 
-async def interpret_recording(settings: Settings, recording: Path, interpreter: Interpreter, on_output: Callable[[Interpretation | Caption], None], realtime: bool = False) -> None:
-    """Replay through the same capture thread and stage tasks as the service."""
+async def interpret_recording(settings: Settings, recording: Path, interpreter: Interpreter, on_output: Callable[[Interpretation | Caption], None], realtime: bool = False,
+                              on_heard: Callable[[FrontendEvent], None] | None = None) -> None:
+    """Replay through the same capture thread and stage tasks as the service (``on_heard``: every front-end event)."""
     from madoguchi.interpreter.pipeline import Capture, Heard, Item, Stages
 
     loop = asyncio.get_running_loop()
@@ -147,6 +150,8 @@ async def interpret_recording(settings: Settings, recording: Path, interpreter: 
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, Heard):
+                if on_heard is not None:
+                    on_heard(item.event)
                 if isinstance(item.event, (Utterance, SpeechSoFar)):
                     stages.submit(item)
                 else:
@@ -158,18 +163,29 @@ async def interpret_recording(settings: Settings, recording: Path, interpreter: 
 
 
 def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool = False, telemetry: Telemetry | None = None,
-               stages: str = "all", model_root: Path | None = None, summary: TextIO | None = sys.stderr) -> int:
-    """Print one line per finished utterance (and report it as usage); returns how many there were."""
+               stages: str = "all", model_root: Path | None = None, summary: TextIO | None = sys.stderr, frames_dir: Path | None = None) -> int:
+    """Print one line per finished utterance (and report it as usage); returns how many there were.
+
+    ``frames_dir``: also write every frame both faces would have shown (display/frames.py).
+    """
     if stages == "frontend":
         return _replay_frontend(settings, recording, out, as_json, realtime, telemetry)
-    with recording_source(settings, recording):  # a bad recording is reported before any model loads
-        pass
+    source = recording_source(settings, recording)
+    with source:  # a bad recording is reported before any model loads
+        duration_s = source.duration_s
     interpreter = build_interpreter(settings, model_root)
     latencies = LatencyTable()
     count = 0
+    moments: list[Moment] = []
+
+    def on_heard(event: FrontendEvent) -> None:
+        if frames_dir is not None:
+            moments.append(moment_of(event))
 
     def on_output(output: Interpretation | Caption) -> None:
         nonlocal count
+        if frames_dir is not None:
+            moments.append(moment_of(output))
         if isinstance(output, Caption):
             if as_json:
                 out.write(json.dumps(caption_record(output), ensure_ascii=False) + "\n")
@@ -184,13 +200,17 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
             telemetry.record_utterance(output.utterance, **usage_details(output))
 
     try:
-        asyncio.run(interpret_recording(settings, recording, interpreter, on_output, realtime))
+        asyncio.run(interpret_recording(settings, recording, interpreter, on_output, realtime, on_heard))
     finally:
         interpreter.close()
         if telemetry is not None:
             telemetry.stop(drain_s=TELEMETRY_DRAIN_S)  # what does not go now stays spooled for next time
     if summary is not None and count:
         summary.write(latencies.format() + "\n")
+    if frames_dir is not None:
+        written = write_frames(settings, moments, frames_dir, end_s=duration_s)
+        if summary is not None:
+            summary.write(f"faces: {written.pairs} frame pairs in {written.directory}, contact sheet {written.contact_sheet}\n")
     return count
 
 

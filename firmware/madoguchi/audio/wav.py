@@ -52,6 +52,13 @@ class WavSource(AudioSource):
             raise AudioFormatError(f"{self.path}: has {have} channel(s) but the configured array needs {wanted} (one per mic in [array] mic_positions_m, or map them with [audio] channel_map)")
         log.info("replaying %s: %d ch, %d Hz, %.1f s", self.path, have, self._file.samplerate, self._file.frames / self._file.samplerate)
 
+    @property
+    def duration_s(self) -> float:
+        """The recording's length (open it first)."""
+        if self._file is None:
+            raise AudioSourceError(f"{self.path}: not open")
+        return self._file.frames / self._file.samplerate
+
     def close(self) -> None:
         """Stop ``blocks()`` (from any thread) and release the file.
 

@@ -83,6 +83,7 @@ class Frontend:
         self._accumulated: np.ndarray | None = None
         self._previous_side: Side | None = None
         self._background_power: np.ndarray | None = None
+        self.above_background_db = -np.inf  # the last frame's level over the room's: the faces' mic meter
 
     def _stage(self, name: str) -> AbstractContextManager[None]:
         return self._timer.stage(name) if self._timer else contextlib.nullcontext()
@@ -160,6 +161,7 @@ class Frontend:
         self._ring.put(index, frame)
         observed = self._evidence(frame)
         evidence = observed.evidence
+        self.above_background_db = evidence.above_background_db
         with self._stage("endpoint"):
             speech = endpoint.is_speech_frame(self._state, evidence, self._timing)
             if self._state.phase is endpoint.Phase.SILENCE and not speech and np.isfinite(evidence.above_background_db):

@@ -13,6 +13,7 @@ measures the stages and not a queue that no counter would ever build.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from madoguchi.audio.source import AudioSource
+from madoguchi.controls.counter import CounterState
 from madoguchi.errors import AudioDeviceNotFoundError
 from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
 from madoguchi.frontend.pipeline import Frontend
@@ -53,6 +55,19 @@ class Heard:
 Item = Heard | AudioState | BaseException | None
 
 
+def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEvent | None:
+    """Privacy mute drops speech before anything transcribes it; swap exchanges the sides.
+
+    Swapping relabels the front end's decision rather than its azimuths, so hysteresis and the
+    off-counter gate (both symmetric) are unchanged by a box turned round.
+    """
+    if counter.muted:
+        return None
+    if counter.swapped and isinstance(event, (SpeechSoFar, Utterance)):
+        return dataclasses.replace(event, side="resident" if event.side == "staff" else "staff")
+    return event
+
+
 class Capture:
     """Source → front end on a worker thread; ``None`` posted at the end, exceptions posted, not lost."""
 
@@ -65,6 +80,7 @@ class Capture:
         self.stopping = threading.Event()
         self.caption_wanted = threading.Event()
         self._handled = threading.Semaphore(0)
+        self.counter = CounterState()  # the buttons' state; the loop replaces it whole
 
     def stop(self) -> None:
         self.stopping.set()
@@ -94,9 +110,13 @@ class Capture:
         return False
 
     def _emit(self, events: list[FrontendEvent]) -> None:
+        counter = self.counter
         for event in events:
-            self._post(Heard(event, time.monotonic()))
-            if isinstance(event, Utterance) and not self._paced:
+            seen = as_counter_sees(event, counter)
+            if seen is None:
+                continue
+            self._post(Heard(seen, time.monotonic()))
+            if isinstance(seen, Utterance) and not self._paced:
                 self._handled.acquire()
 
     def run(self) -> None:

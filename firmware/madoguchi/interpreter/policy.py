@@ -48,6 +48,8 @@ def language_request(utterance: Utterance, languages: LanguageSettings, session_
         if utterance.side == "staff":
             return LanguageRequest(languages.staff)
         priors = resident_priors(languages, session_lang)
+        if len(priors) == 1:  # one resident language (a site's, or the one chosen with the button): nothing to identify
+            return LanguageRequest(languages.residents[0])
         return LanguageRequest(None, tuple(priors), priors)
     staff_share = AMBIGUOUS_STAFF_PRIOR + (0.25 if utterance.side == "staff" else -0.25) * min(1.0, utterance.side_confidence / CONFIDENT_SIDE)
     priors = {lang: p * (1.0 - staff_share) for lang, p in resident_priors(languages, session_lang).items()}

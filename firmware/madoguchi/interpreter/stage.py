@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from madoguchi.config import Settings
-from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
+from madoguchi.config import LanguageSettings, Settings
+from madoguchi.controls.counter import CounterState
+from madoguchi.events import Caption, Interpretation, SpeechSoFar, Translation, Utterance
 from madoguchi.interpreter import policy
 
 if TYPE_CHECKING:
     from madoguchi.asr.base import SpeechRecognizer, Transcription
+    from madoguchi.easyja import EasyJapanese
     from madoguchi.interpreter.translation import TranslationStage
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ class Interpreter:
         self._clock = clock
         self.session_lang: str | None = None  # the current resident's language, once heard
         self._last_end_s: float | None = None
+        # The buttons' state (mode, a chosen resident language). The event loop replaces it
+        # whole; each utterance reads it once, so one utterance never sees two states.
+        self.counter = CounterState(mode=settings.display.mode)
+        self._easy: EasyJapanese | None = None
 
     def close(self) -> None:
         self.recognizer.close()
@@ -46,25 +52,36 @@ class Interpreter:
         if self._last_end_s is not None and start_s - self._last_end_s > SESSION_IDLE_S:
             self.session_lang = None
 
+    def _languages(self, counter: CounterState) -> LanguageSettings:
+        """The site's languages, narrowed to the resident language chosen with the button."""
+        languages = self.settings.languages
+        if counter.resident_lang is None:
+            return languages
+        return dataclasses.replace(languages, residents=(counter.resident_lang,), resident_weights=())
+
+    def _request(self, utterance: Utterance, counter: CounterState, languages: LanguageSettings) -> policy.LanguageRequest:
+        if counter.mode != "interpret" and (utterance.side == "staff" or counter.resident_lang is None):
+            return policy.LanguageRequest(languages.staff)  # caption and easy Japanese: both sides in the staff language
+        return policy.language_request(utterance, languages, self.session_lang)
+
     def interpret(self, utterance: Utterance, decided_wall: float | None = None) -> Interpretation:
         """``decided_wall``: the clock when the front end closed it (default: now), for latency_ms."""
         decided_wall = self._clock() if decided_wall is None else decided_wall
+        counter = self.counter
         self._expire_session(utterance.start_s)
         self._last_end_s = utterance.end_s
-        languages = self.settings.languages
-        request = policy.language_request(utterance, languages, self.session_lang)
+        languages = self._languages(counter)
+        request = self._request(utterance, counter, languages)
         t0 = self._clock()
         heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
         if heard.rejected == "low_confidence" and heard.lang_scores:
             heard = self._second_opinion(utterance, heard)
         t1 = self._clock()
-        side = policy.speaker_side(utterance, heard.lang, languages)
+        # Same-language modes fix the language, so only the direction can tell the sides apart.
+        side = policy.speaker_side(utterance, heard.lang, languages) if counter.mode == "interpret" else utterance.side
         translation = None
         if heard.rejected is None and heard.text:
-            if side == "resident":
-                self.session_lang = heard.lang
-            target = policy.target_language(side, languages, self.session_lang)
-            translation = self.translation.translate(heard.text, heard.lang, target)
+            translation = self._translate(heard.text, heard.lang, side, counter, languages)
         t2 = self._clock()
         vad_ms = (utterance.decided_at_s - utterance.end_s) * 1000.0  # the endpointer's hangover, in audio time
         timings = {
@@ -75,7 +92,25 @@ class Interpreter:
         }
         if heard.rejected:
             log.info("%.2f-%.2f s %s: not transcribed (%s)", utterance.start_s, utterance.end_s, side, heard.rejected)
-        return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings)
+        return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings, counter.mode)
+
+    def _translate(self, text: str, lang: str, side: str, counter: CounterState, languages: LanguageSettings) -> Translation:
+        """Interpret mode translates; caption mode shows the words as said; easy Japanese rewrites the clerk's."""
+        if counter.mode == "interpret":
+            if side == "resident":
+                self.session_lang = lang
+            return self.translation.translate(text, lang, policy.target_language(side, languages, self.session_lang))
+        if counter.mode == "easy_japanese" and side == "staff" and lang == "ja":
+            return Translation(self.easy_japanese().text(text), lang, lang, "easy_japanese")
+        return Translation(text, lang, lang, "same_language")
+
+    def easy_japanese(self) -> EasyJapanese:
+        """The rewriter, loaded on first use (the morphological analyser's dictionary is large)."""
+        if self._easy is None:
+            from madoguchi.easyja import EasyJapanese
+
+            self._easy = EasyJapanese(self.settings.easy_japanese)
+        return self._easy
 
     def _second_opinion(self, utterance: Utterance, heard: Transcription) -> Transcription:
         """Words the identified language cannot make sense of, tried in the runner-up languages.
@@ -97,9 +132,12 @@ class Interpreter:
 
     def caption(self, snapshot: SpeechSoFar) -> Caption | None:
         """Live text for an open utterance; None when it is not (yet) words."""
-        languages = self.settings.languages
-        if snapshot.side == "staff":
-            language: str | None = languages.staff
+        counter = self.counter
+        languages = self._languages(counter)
+        if snapshot.side == "staff" or counter.mode != "interpret":
+            language: str | None = counter.resident_lang if snapshot.side == "resident" and counter.resident_lang else languages.staff
+        elif counter.resident_lang is not None:
+            language = counter.resident_lang
         else:
             language = self.session_lang  # identification waits for the whole utterance
         if language is None:

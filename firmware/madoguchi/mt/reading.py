@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +118,17 @@ _STATE = _State()
 def available() -> bool:
     with _STATE.lock:
         return _STATE.load()
+
+
+@contextmanager
+def tagger() -> Iterator[Any]:
+    """The shared fugashi tagger (None without one), held under the lock for the caller's block.
+
+    Its nodes live in the tagger's lattice, which the next parse overwrites: copy what you need
+    out of them inside the block (easy Japanese uses this; loading twice would cost ~50 MB).
+    """
+    with _STATE.lock:
+        yield _STATE.tagger if _STATE.load() else None
 
 
 def _katakana(text: str) -> str:

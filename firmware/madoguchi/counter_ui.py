@@ -1,0 +1,125 @@
+"""The counter's user interface in the service: the two faces and the buttons and LEDs.
+
+Both are optional hardware. A panel or a GPIO chip that cannot be opened is logged and reported
+as an error (``display_unavailable``, ``controls_unavailable``) and the box goes on interpreting:
+a counter with no screen still counts, and one with no buttons is hands-free anyway.
+
+Button presses arrive on gpiozero's threads and hop onto the event loop, where the pure state
+machine (controls/counter.py) makes the next ``CounterState``; the loop hands it to whoever
+needs it (the capture thread: mute and swap; the interpreter: mode and language).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from madoguchi.config import Settings
+from madoguchi.controls import counter as counter_machine
+from madoguchi.controls.counter import CounterState
+from madoguchi.display.view import Broker
+from madoguchi.events import Caption, FrontendEvent, Interpretation
+
+if TYPE_CHECKING:
+    from madoguchi.controls.gpio import Controls
+    from madoguchi.display.faces import Faces
+
+log = logging.getLogger(__name__)
+
+
+class CounterUI:
+    """Faces and controls for ``madoguchi run``; every method runs on the event loop."""
+
+    def __init__(self, settings: Settings, *, on_counter: Callable[[CounterState], None], on_operator_call: Callable[[], None],
+                 on_problem: Callable[[str, str], None], pin_factory: object | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.counter = CounterState(mode=settings.display.mode)
+        self._on_counter = on_counter
+        self._on_operator_call = on_operator_call
+        self._on_problem = on_problem
+        self._pin_factory = pin_factory
+        self._clock = clock
+        self.faces: Faces | None = None
+        self.controls: Controls | None = None
+        self._error: str | None = None
+        self.mic_level: Callable[[], float] = lambda: 0.0
+        self.broker: Callable[[], Broker] = lambda: "off"
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        from madoguchi.display.devices import open_panels
+        from madoguchi.display.errors import DisplayError
+        from madoguchi.display.faces import Faces
+
+        panels = {}
+        try:
+            panels = open_panels(self.settings.display)
+        except DisplayError as err:
+            log.error("no faces: %s", err)
+            self._on_problem(err.code, str(err))
+        self.faces = Faces(self.settings, panels)
+        self.faces.set_counter(self.counter)
+        if self.settings.controls.enabled:
+            from madoguchi.controls.errors import ControlsError
+            from madoguchi.controls.gpio import Controls
+
+            def on_input(kind: str, button: str) -> None:  # gpiozero's thread
+                loop.call_soon_threadsafe(self.pressed, kind, button)
+
+            try:
+                self.controls = Controls(self.settings.controls, on_input=on_input, pin_factory=self._pin_factory)
+            except ControlsError as err:
+                log.error("no buttons or LEDs: %s", err)
+                self._on_problem(err.code, str(err))
+
+    # -- inputs -------------------------------------------------------------------------------------
+    def pressed(self, kind: str, button: str) -> None:
+        """A button was pressed or held: the next counter state, given to everyone who needs it."""
+        step = counter_machine.hold if kind == "hold" else counter_machine.press
+        before, after = self.counter, step(self.counter, button, self.settings.languages.residents)
+        log.info("button %s (%s): %s", button, kind, after)
+        self.counter = after
+        if self.faces is not None:
+            self.faces.set_counter(after)
+        self._on_counter(after)
+        if after.operator_calls > before.operator_calls:
+            if self.faces is not None:
+                self.faces.operator_called(self._clock())
+            self._on_operator_call()
+
+    def heard(self, event: FrontendEvent) -> None:
+        if self.faces is not None:
+            self.faces.heard(event, self._clock())
+
+    def said(self, output: Interpretation | Caption) -> None:
+        if self.faces is not None:
+            self.faces.said(output, self._clock())
+
+    def set_error(self, code: str | None) -> None:
+        self._error = code
+        if self.faces is not None:
+            self.faces.set_error(code)
+
+    # -- outputs ------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Before each frame: the inputs that change without an event, and the LEDs."""
+        speaking = None
+        if self.faces is not None:
+            self.faces.set_mic_level(self.mic_level())
+            self.faces.set_broker(self.broker())
+            speaking = self.faces.state.speaking
+        if self.controls is not None:
+            self.controls.show(speaking, self.counter, healthy=self._error is None)
+
+    async def run(self) -> None:
+        """Redraw and drive the LEDs until cancelled."""
+        assert self.faces is not None, "open() first"
+        await self.faces.run(self._clock, before_frame=self._refresh)
+
+    def close(self) -> None:
+        if self.faces is not None:
+            self.faces.close()
+        if self.controls is not None:
+            self.controls.close()

@@ -1,0 +1,152 @@
+"""The service's faces and buttons together: gpiozero's MockFactory pins, luma's dummy panels."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from madoguchi.config import ControlsSettings, DisplaySettings, Settings
+from madoguchi.controls.counter import CounterState
+from madoguchi.counter_ui import CounterUI
+from madoguchi.events import SpeechSoFar, SpeechStarted, Utterance
+from madoguchi.interpreter.pipeline import as_counter_sees
+
+SETTINGS = dataclasses.replace(Settings(), display=DisplaySettings(driver="dummy"), controls=ControlsSettings(bounce_s=0.01, hold_s=0.3))
+PINS = SETTINGS.controls
+
+
+def utterance(side: str) -> Utterance:
+    return Utterance(1.0, 2.0, side, 90.0, 0.0, 0.9, False, 2.3, "silence", 0.8, np.zeros(16, np.float32))
+
+
+def test_mute_drops_speech_before_anything_hears_it_and_swap_exchanges_the_sides() -> None:
+    staff = utterance("staff")
+    assert as_counter_sees(staff, CounterState()) is staff
+    assert as_counter_sees(staff, CounterState(muted=True)) is None
+    assert as_counter_sees(SpeechStarted(1.0), CounterState(muted=True)) is None
+    assert as_counter_sees(staff, CounterState(swapped=True)).side == "resident"
+    caption_audio = SpeechSoFar(1.0, 2.0, "resident", np.zeros(4, np.float32))
+    assert as_counter_sees(caption_audio, CounterState(swapped=True)).side == "staff"
+
+
+class Box:
+    """A CounterUI on an event loop, with a hand on its buttons."""
+
+    def __init__(self, settings: Settings = SETTINGS) -> None:
+        self.factory = MockFactory()
+        self.states: list[CounterState] = []
+        self.calls = 0
+        self.problems: list[tuple[str, str]] = []
+        self.now = 100.0
+        self.ui = CounterUI(settings, on_counter=self.states.append, on_operator_call=self._called, on_problem=lambda c, m: self.problems.append((c, m)),
+                            pin_factory=self.factory, clock=lambda: self.now)
+
+    def _called(self) -> None:
+        self.calls += 1
+
+    async def push(self, pin: int, seconds: float = 0.05) -> None:
+        before = len(self.states)
+        self.factory.pin(pin).drive_low()
+        await asyncio.sleep(seconds)
+        self.factory.pin(pin).drive_high()
+        for _ in range(200):  # the callback hops threads onto the loop
+            if len(self.states) > before:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"GPIO {pin}: no state change")
+
+
+def run(coro) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_buttons_drive_the_counter_the_faces_and_the_fleet() -> None:
+    box = Box()
+
+    async def scenario() -> None:
+        box.ui.open(asyncio.get_running_loop())
+        assert box.problems == []
+        await box.push(PINS.language_pin)
+        assert box.states[-1].resident_lang == SETTINGS.languages.residents[0]
+        assert box.ui.faces.views(box.now)["staff"].status.other_lang == SETTINGS.languages.residents[0]
+        await box.push(PINS.mode_pin)
+        assert box.ui.faces.views(box.now)["resident"].status.mode == "caption"
+        await box.push(PINS.operator_pin)
+        assert box.calls == 1 and box.ui.faces.views(box.now)["staff"].status.operator_call
+        await box.push(PINS.language_pin, seconds=0.5)  # held: the list opens on the resident's face
+        assert box.ui.faces.views(box.now)["resident"].screen == "list"
+        await box.push(PINS.mute_pin)
+        assert box.states[-1].muted and all(v.dim for v in box.ui.faces.views(box.now).values())
+
+    try:
+        run(scenario())
+    finally:
+        box.ui.close()
+
+
+def test_side_leds_follow_the_speaker_and_swap_moves_the_faces() -> None:
+    box = Box()
+
+    async def scenario() -> None:
+        box.ui.open(asyncio.get_running_loop())
+        staff_led, resident_led = box.factory.pin(PINS.staff_led_pin), box.factory.pin(PINS.resident_led_pin)
+        box.ui.heard(SpeechSoFar(1.0, 2.0, "resident", np.zeros(4, np.float32)))
+        box.ui._refresh()
+        assert (staff_led.state, resident_led.state) == (False, True)
+        await box.push(PINS.swap_pin)
+        box.ui._refresh()
+        assert (staff_led.state, resident_led.state) == (True, False)  # the resident now sits at the staff-wired face
+        faces = box.ui.faces
+        assert faces.panel_for("resident") is faces.panels["staff"]
+        faces.push(box.now)
+        greeting = faces.views(box.now)["resident"]
+        assert greeting.screen == "idle"
+        assert faces.panels["staff"].device.image is not None
+
+    try:
+        run(scenario())
+    finally:
+        box.ui.close()
+
+
+def test_missing_panels_and_gpio_are_reported_and_the_box_goes_on() -> None:
+    """No SPI and no GPIO chip on this machine: both become errors with their codes, not a crash."""
+    settings = dataclasses.replace(Settings(), display=DisplaySettings(driver="ssd1322"))
+    box = Box(settings)
+    box.ui._pin_factory = None  # gpiozero's default factory: none works on a machine without GPIO
+
+    async def scenario() -> None:
+        box.ui.open(asyncio.get_running_loop())
+        box.ui.heard(SpeechStarted(1.0))
+        box.ui.faces.push(box.now)  # no panels: nothing to send, nothing raised
+
+    run(scenario())
+    codes = [code for code, _ in box.problems]
+    assert codes == ["display_unavailable", "controls_gpio"], box.problems
+    assert box.ui.faces.panels == {} and box.ui.controls is None
+    box.ui.close()
+
+
+def test_the_faces_keep_redrawing_while_the_service_runs() -> None:
+    box = Box()
+
+    async def scenario() -> None:
+        box.ui.open(asyncio.get_running_loop())
+        task = asyncio.create_task(box.ui.run())
+        deadline = time.monotonic() + 10
+        while box.ui.faces.panels["resident"].frames_sent == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        run(scenario())
+    finally:
+        box.ui.close()
+    assert box.ui.faces.panels["resident"].frames_sent >= 1
