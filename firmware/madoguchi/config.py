@@ -418,9 +418,10 @@ def settings_from_layers(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
             continue
         tables[table] = _TABLES[table](**_parse_table(_TABLES[table], table, raw, origin, problems))
     settings = Settings(**tables, sources=tuple(name for name, _ in layers))
-    from madoguchi.geometry import check_geometry  # geometry imports config types; import late
+    from madoguchi.controls.pins import check_pins  # both import config types; import late
+    from madoguchi.geometry import check_geometry
 
-    cross_checks = check_geometry(settings) + _check_languages(settings)
+    cross_checks = check_geometry(settings) + _check_languages(settings) + check_pins(settings)
     problems += [ConfigProblem(origin.get(f"{t}.{k}", origin.get(t, "defaults")), f"[{t}] {k}", m) for t, k, m in cross_checks]
     if problems:
         raise ConfigError(problems)

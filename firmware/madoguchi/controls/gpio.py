@@ -124,7 +124,10 @@ class Controls:
         log.info("controls on GPIO: %s", ", ".join(f"{name}={pin}" for name, pin in self.pins.items()) or "none fitted")
 
     def _open(self, key: str, pin: int, make: Callable[[], Any]) -> Any:
-        """Create one device; any failure closes what was opened and becomes a ControlsError."""
+        """Create one device; any failure closes what was opened and becomes a ControlsError.
+
+        ``make`` is called at once, so the loop variables its lambda reads are still current.
+        """
         try:
             return make()
         except Exception as err:  # gpiozero, lgpio and the factory raise many kinds: one for callers

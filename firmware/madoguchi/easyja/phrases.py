@@ -31,6 +31,8 @@ def _merge_terms(tokens: list[Token], sentence: str, terms: Terms) -> list[Token
     starts = []
     for tok in tokens:  # MeCab drops nothing but whitespace; find each surface from where we are
         pos = sentence.find(tok.surface, pos)
+        if pos < 0:  # the tagger rewrote a character: leave the words as they are
+            return tokens
         starts.append(pos)
         pos += len(tok.surface)
     i = 0

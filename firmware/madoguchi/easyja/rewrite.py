@@ -7,7 +7,6 @@ A kept term's explanation follows the first sentence that uses it, once per utte
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from pathlib import Path
@@ -17,7 +16,6 @@ from madoguchi.config import EasyJapaneseSettings
 from . import phrases, rules, split, terms
 from .model import EasySentence, EasyText
 
-log = logging.getLogger(__name__)
 
 _SPACE = re.compile(r"\s+")
 
