@@ -25,7 +25,8 @@ offline into /opt/madoguchi/venv, and the config.txt lines from hw/config.txt.d/
   --wheelhouse DIR   wheels to ship: aarch64 wheels for the image's Python (cp311 on bookworm,
                      cp313 on trixie) of madoguchi's dependencies. If DIR holds no
                      madoguchi-*.whl, the project wheel is built from this checkout.
-  --debs DIR         .deb files to install at first boot (e.g. libportaudio2 for PyAudio)
+  --debs DIR         .deb files to install at first boot: libportaudio2 (PyAudio), libicu72
+                     (PyICU) and fonts-noto-cjk, fonts-noto-core (the faces), if the base lacks them
   --models DIR       a model store (as `madoguchi models fetch` fills it, one folder per model
                      id) to bake into /var/lib/madoguchi/models; every model is verified
                      against models/manifest.lock, and one whose licence forbids commercial

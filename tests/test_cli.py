@@ -91,6 +91,12 @@ def test_demo_front_end_only_needs_no_models(tmp_path: Path) -> None:
     result = madoguchi("demo", "--stages", "frontend", env={"MADOGUCHI_MODELS_DIR": str(tmp_path / "empty")})
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) >= 6 and "staff" in result.stdout
+    assert "fetching" not in result.stderr and not any((tmp_path / "empty").glob("**/*.bin"))  # nothing was downloaded
+
+
+def test_frames_need_the_whole_pipeline(tmp_path: Path) -> None:
+    result = madoguchi("demo", "--stages", "frontend", "--frames", str(tmp_path / "faces"))
+    assert result.returncode != 0 and "--frames needs the whole pipeline" in result.stderr
 
 
 def test_models_list_and_the_licence_gate(tmp_path: Path, write_config) -> None:

@@ -114,6 +114,7 @@ def test_side_leds_follow_the_speaker_and_swap_moves_the_faces() -> None:
         box.ui.close()
 
 
+@pytest.mark.filterwarnings("ignore::gpiozero.PinFactoryFallback")  # gpiozero tries each factory in turn: none works here
 def test_missing_panels_and_gpio_are_reported_and_the_box_goes_on() -> None:
     """No SPI and no GPIO chip on this machine: both become errors with their codes, not a crash."""
     settings = dataclasses.replace(Settings(), display=DisplaySettings(driver="ssd1322"))
@@ -150,3 +151,22 @@ def test_the_faces_keep_redrawing_while_the_service_runs() -> None:
     finally:
         box.ui.close()
     assert box.ui.faces.panels["resident"].frames_sent >= 1
+
+
+def test_a_language_list_left_open_closes_by_itself() -> None:
+    box = Box()
+    box.ui.picker_timeout_s = 0.3
+
+    async def scenario() -> None:
+        box.ui.open(asyncio.get_running_loop())
+        await box.push(PINS.language_pin, seconds=0.5)  # held: the list opens
+        assert box.states[-1].picker == 0
+        await box.push(PINS.language_pin)  # moves down: the timeout starts again
+        await asyncio.sleep(0.6)
+        assert box.states[-1].picker is None and box.states[-1].resident_lang is None  # nothing was chosen
+        assert box.ui.faces.views(box.now)["resident"].screen == "idle"
+
+    try:
+        run(scenario())
+    finally:
+        box.ui.close()

@@ -21,10 +21,10 @@ DEMO = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" /
 TRUTH = json.loads((DEMO / "counter-demo.truth.json").read_text(encoding="utf-8"))
 
 
-def replay(store, realtime: bool = False) -> tuple[list[dict], str]:
+def replay(store, realtime: bool = False, frames_dir: Path | None = None) -> tuple[list[dict], str]:
     settings = load_settings(DEMO / "counter-demo.toml", system_layers=False)
     out, summary = io.StringIO(), io.StringIO()
-    run_replay(settings, DEMO / "counter-demo.flac", out, as_json=True, realtime=realtime, model_root=store.root, summary=summary)
+    run_replay(settings, DEMO / "counter-demo.flac", out, as_json=True, realtime=realtime, model_root=store.root, summary=summary, frames_dir=frames_dir)
     return [json.loads(line) for line in out.getvalue().splitlines()], summary.getvalue()
 
 
@@ -39,8 +39,26 @@ def by_turn(records: list[dict]) -> list[tuple[dict, list[dict]]]:
 
 
 @pytest.fixture(scope="module")
-def demo_records(speech_store) -> tuple[list[dict], str]:
-    return replay(speech_store)
+def faces_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("faces")
+
+
+@pytest.fixture(scope="module")
+def demo_records(speech_store, faces_dir: Path) -> tuple[list[dict], str]:
+    return replay(speech_store, frames_dir=faces_dir)
+
+
+def test_frames_of_both_faces_follow_the_conversation(demo_records, faces_dir: Path) -> None:
+    """``--frames``: a pair of PNGs whenever a face changed, at least one per translated turn."""
+    records, summary = demo_records
+    staff, resident = sorted(faces_dir.glob("*-staff.png")), sorted(faces_dir.glob("*-resident.png"))
+    translated = [r for r in records if r.get("translation")]
+    assert len(staff) == len(resident) > len(translated)
+    times = [float(p.name.split("-")[1].rstrip("s")) for p in staff]
+    assert times == sorted(times) and times[0] == 0.0  # the greeting first
+    assert max(times) > max(r["end_s"] for r in records)  # the last translation was shown
+    assert (faces_dir / "contact-sheet.png").stat().st_size > 10_000
+    assert "frame pairs" in summary
 
 
 def test_every_turn_is_heard_on_its_side_in_its_language(demo_records) -> None:

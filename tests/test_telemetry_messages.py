@@ -32,12 +32,12 @@ def test_sessions_end_after_an_idle_pause() -> None:
     tracker = messages.SessionTracker(idle_s=60.0, new_id=lambda: next(ids))
     first, ended = tracker.on_utterance(utterance("staff"), ts=100.0, lang="ja")
     assert ended is None
-    same, ended = tracker.on_utterance(utterance("resident", 2.0), ts=130.0, lang="vi")
+    same, ended = tracker.on_utterance(utterance("resident", 2.0), ts=130.0, lang="ja", mode="caption")
     assert same == first and ended is None
     second, ended = tracker.on_utterance(utterance("staff"), ts=300.0, lang="ja")
     assert second != first
     assert ended == {"kind": "session", "session": first, "started_ts": 98.5, "ended_ts": 130.0, "utterances": 2, "by_side": {"staff": 1, "resident": 1},
-                     "languages": ["ja", "vi"], "speech_s": 3.5, "mode": "interpret"}
+                     "languages": ["ja"], "speech_s": 3.5, "mode": "caption"}
     assert not problems("usage", envelope(ended))
     assert tracker.expire(330.0) is None and tracker.expire(400.0)["session"] == second
     assert tracker.close() is None

@@ -283,3 +283,48 @@ def test_the_service_reports_usage_and_says_offline_on_sigterm(broker, tmp_path:
     assert len(watcher.usage()) == len(out.splitlines())
     assert all(u["timings_ms"]["endpoint_ms"] >= 0 for u in watcher.usage())
     assert not watcher.invalid, watcher.invalid[:5]
+
+
+def test_the_operator_call_button_reaches_the_fleet(broker, tmp_path: Path) -> None:
+    """The clerk presses operator call (gpiozero's MockFactory pin) while the service runs: one event."""
+    import asyncio
+    import io
+
+    import soundfile
+    from gpiozero.pins.mock import MockFactory
+
+    from madoguchi.config import load_settings
+    from madoguchi.daemon import serve
+    from madoguchi.replay import recording_source
+    from madoguchi.sdnotify import SystemdNotifier
+
+    demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
+    config = box_config(broker, tmp_path, "demo", "counter")
+    array = "[array]" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1]
+    config.write_text(config.read_text() + '\n[display]\ndriver = "dummy"\n\n[controls]\nbounce_s = 0.01\n\n' + array)
+    settings = load_settings(config, system_layers=False)
+    audio, rate = soundfile.read(demo / "counter-demo.flac", dtype="float32")
+    short = tmp_path / "first-5s.flac"
+    soundfile.write(short, audio[: 5 * rate], rate)
+    factory = MockFactory()
+    watcher = FleetWatcher(broker, "madoguchi/v1/demo/counter/#")
+
+    async def service_with_a_press() -> int:
+        task = asyncio.create_task(serve(settings, recording_source(settings, short, realtime=True), io.StringIO(), SystemdNotifier(""), pin_factory=factory))
+        await asyncio.sleep(1.0)
+        button = factory.pin(settings.controls.operator_pin)
+        button.drive_low()
+        await asyncio.sleep(0.1)
+        button.drive_high()
+        return await task
+
+    try:
+        asyncio.run(asyncio.wait_for(service_with_a_press(), 60))
+        watcher.wait_for(lambda m: any(leaf == "event" and p["kind"] == "operator_call" for leaf, p, _ in m), 20, "the operator call")
+        calls = [p for leaf, p, _ in watcher.messages if leaf == "event" and p["kind"] == "operator_call"]
+        errors = [p["code"] for leaf, p, _ in watcher.messages if leaf == "event" and p["kind"] == "error"]
+    finally:
+        watcher.close()
+    assert len(calls) == 1 and calls[0]["code"] == "button"
+    assert errors == []  # dummy panels and mock pins: nothing to complain about
+    assert not watcher.invalid, watcher.invalid[:5]

@@ -82,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = files("madoguchi") / "data" / "demo"
     with as_file(demo / "counter-demo.toml") as config, as_file(demo / "counter-demo.flac") as recording:
         settings = load_settings(config, system_layers=False)
-        model_root = ensure_demo_models(settings)
+        model_root = ensure_demo_models(settings) if args.stages != "frontend" else None  # side detection needs no model
         if not args.json:
             print(f"Replaying {recording.name}: a Japanese clerk and an English-speaking resident at a 4-mic array\n", flush=True)
         run_replay(settings, recording, sys.stdout, args.json, stages=args.stages, model_root=model_root, frames_dir=args.frames)

@@ -12,6 +12,7 @@ needs it (the capture thread: mute and swap; the interpreter: mode and language)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PICKER_TIMEOUT_S = 20.0  # an open language list with no button pressed for this long closes
+
 
 class CounterUI:
     """Faces and controls for ``madoguchi run``; every method runs on the event loop."""
@@ -45,10 +48,14 @@ class CounterUI:
         self.faces: Faces | None = None
         self.controls: Controls | None = None
         self._error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inputs = 0  # button inputs so far: a list closes only if none came since it opened
+        self.picker_timeout_s = PICKER_TIMEOUT_S
         self.mic_level: Callable[[], float] = lambda: 0.0
         self.broker: Callable[[], Broker] = lambda: "off"
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         from madoguchi.display.devices import open_panels
         from madoguchi.display.errors import DisplayError
         from madoguchi.display.faces import Faces
@@ -80,14 +87,26 @@ class CounterUI:
         step = counter_machine.hold if kind == "hold" else counter_machine.press
         before, after = self.counter, step(self.counter, button, self.settings.languages.residents)
         log.info("button %s (%s): %s", button, kind, after)
-        self.counter = after
-        if self.faces is not None:
-            self.faces.set_counter(after)
-        self._on_counter(after)
+        self._apply(after)
+        self._inputs += 1
+        if after.picker is not None and self._loop is not None:
+            self._loop.call_later(self.picker_timeout_s, self._close_forgotten_list, self._inputs)
         if after.operator_calls > before.operator_calls:
             if self.faces is not None:
                 self.faces.operator_called(self._clock())
             self._on_operator_call()
+
+    def _apply(self, counter: CounterState) -> None:
+        self.counter = counter
+        if self.faces is not None:
+            self.faces.set_counter(counter)
+        self._on_counter(counter)
+
+    def _close_forgotten_list(self, inputs_then: int) -> None:
+        """A language list left open (the clerk walked away) closes by itself, choosing nothing."""
+        if self._inputs == inputs_then and self.counter.picker is not None:
+            log.info("language list closed after %.0f s without a button", self.picker_timeout_s)
+            self._apply(dataclasses.replace(self.counter, picker=None))
 
     def heard(self, event: FrontendEvent) -> None:
         if self.faces is not None:

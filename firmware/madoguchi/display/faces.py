@@ -124,14 +124,20 @@ class Faces:
         """Redraw at frames_per_s until cancelled; ``before_frame`` refreshes inputs such as the mic level."""
         period = 1.0 / self.settings.display.frames_per_s
         loop = asyncio.get_running_loop()
+        failing: str | None = None  # the failure being repeated: logged once, not ten times a second
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces") as executor:
             while True:
                 if before_frame is not None:
                     before_frame()
                 try:
                     await loop.run_in_executor(executor, self.push, clock())
-                except Exception:  # a panel that fails (a loose cable) must not stop interpreting
-                    log.exception("updating the faces failed")
+                    if failing is not None:
+                        log.info("the faces are updating again")
+                        failing = None
+                except Exception as err:  # a panel that fails (a loose cable) must not stop interpreting
+                    if repr(err) != failing:
+                        log.exception("updating the faces failed")
+                        failing = repr(err)
                 await asyncio.sleep(period)
 
     def close(self) -> None:

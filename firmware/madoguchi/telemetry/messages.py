@@ -98,12 +98,16 @@ class SessionTracker:
         self._new_id = new_id
         self.current: Session | None = None
 
-    def on_utterance(self, utterance: Utterance, ts: float, lang: str | None = None) -> tuple[str, dict[str, Any] | None]:
-        """The session this utterance belongs to, and the record of a session it ended, if any."""
+    def on_utterance(self, utterance: Utterance, ts: float, lang: str | None = None, mode: str = "interpret") -> tuple[str, dict[str, Any] | None]:
+        """The session this utterance belongs to, and the record of a session it ended, if any.
+
+        A session's ``mode`` is the last one used in it: a clerk who switches to captions for a
+        deaf resident does so at the start of the conversation."""
         ended = self.expire(ts)
         if self.current is None:
             self.current = Session(self._new_id(), started_ts=ts - utterance.duration_s, last_ts=ts)
         self.current.add(utterance, ts, lang)
+        self.current.mode = mode
         return self.current.id, ended
 
     def expire(self, now: float) -> dict[str, Any] | None:

@@ -87,7 +87,7 @@ class Telemetry:
     # --- what the pipeline reports ---
     def record_utterance(self, utterance: Utterance, **details: Any) -> None:
         now = self._clock()
-        session, ended = self.sessions.on_utterance(utterance, now, details.get("lang"))
+        session, ended = self.sessions.on_utterance(utterance, now, details.get("lang"), details.get("mode", "interpret"))
         if ended:
             self._append(self.topics.usage, ended)
         record = messages.utterance_usage(utterance, session, share_transcripts=self.settings.mqtt.share_transcripts, **details)
