@@ -170,3 +170,26 @@ def test_a_language_list_left_open_closes_by_itself() -> None:
         run(scenario())
     finally:
         box.ui.close()
+
+
+def test_a_muted_box_runs_no_speech_through_the_front_end() -> None:
+    """Capture reads the array but hands nothing on while muted; unmuted, the same audio gives utterances."""
+    from pathlib import Path
+
+    from madoguchi.config import load_settings
+    from madoguchi.interpreter.pipeline import Capture, Heard
+    from madoguchi.replay import build_frontend, recording_source
+
+    demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
+    settings = load_settings(demo / "counter-demo.toml", system_layers=False)
+
+    def heard(counter: CounterState) -> list:
+        posted: list = []
+        capture = Capture(recording_source(settings, demo / "counter-demo.flac"), build_frontend(settings), posted.append, paced=True)
+        capture.counter = counter
+        capture.run()
+        assert posted[-1] is None
+        return [item.event for item in posted if isinstance(item, Heard)]
+
+    assert heard(CounterState(muted=True)) == []
+    assert sum(isinstance(e, Utterance) for e in heard(CounterState())) >= 10

@@ -58,6 +58,8 @@ Item = Heard | AudioState | BaseException | None
 def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEvent | None:
     """Privacy mute drops speech before anything transcribes it; swap exchanges the sides.
 
+    (While muted the capture thread does not even run the front end: audio is read and dropped.)
+
     Swapping relabels the front end's decision rather than its azimuths, so hysteresis and the
     off-counter gate (both symmetric) are unchanged by a box turned round.
     """
@@ -125,7 +127,14 @@ class Capture:
                 self._post(None)
                 return
             with self.source:
+                was_muted = False
                 for block in self.source.blocks():
+                    if self.counter.muted:
+                        if not was_muted:  # the turn open at the press is dropped, never transcribed later
+                            self.frontend.flush()
+                            was_muted = True
+                        continue
+                    was_muted = False
                     self._emit(self.frontend.process(block))
                     if self.caption_wanted.is_set():
                         snapshot = self.frontend.speech_so_far(CAPTION_MIN_S)
