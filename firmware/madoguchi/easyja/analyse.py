@@ -46,3 +46,15 @@ def tokenize(text: str) -> list[Token]:
 
 def hiragana(kana: str) -> str:
     return "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in kana)
+
+
+def locate(text: str, tokens: list[Token]) -> list[int] | None:
+    """Where each token starts in ``text`` (the tagger drops whitespace); None if it rewrote a character."""
+    starts, pos = [], 0
+    for tok in tokens:
+        pos = text.find(tok.surface, pos)
+        if pos < 0:
+            return None
+        starts.append(pos)
+        pos += len(tok.surface)
+    return starts

@@ -48,8 +48,13 @@ def _merge_terms(tokens: list[Token], sentence: str, terms: Terms) -> list[Token
             j += 1
         group = tokens[i:j]
         surface = "".join(t.surface for t in group)
-        kana = term.reading if term.reading and surface == term.ja else "".join(t.kana for t in group)
+        end = starts[j - 1] + len(group[-1].surface)
+        overrun = sentence[e:end] if end > e and starts[i] >= s else ""
+        if overrun:  # は|ん|こと: the last word runs past the term; read the rest on its own
+            surface = surface[: len(surface) - len(overrun)]
+        kana = term.reading if term.reading and surface == term.ja else "".join(t.kana for t in (tokenize(surface) if overrun else group))
         out.append(Token(surface, "名詞", _TERM, "*", "*", "*", surface, kana))
+        out.extend(tokenize(overrun) if overrun else [])
         i = j
     return out
 
@@ -58,9 +63,9 @@ def _numeral(tok: Token) -> bool:
     return tok.pos2 == "数詞" or tok.surface.isdecimal()
 
 
-def _starts_phrase(prev: Token, tok: Token) -> bool:
-    if tok.pos1 in _LEANING or prev.pos1 == "接頭辞":
-        return False
+def starts_phrase(prev: Token, tok: Token) -> bool:
+    if tok.pos1 in _LEANING or prev.pos1 == "接頭辞" or tok.surface == "半" and prev.lemma in _TIME_UNITS:
+        return False  # 8時半 is one time
     if tok.pos1 == "動詞" and tok.lemma == "為る" and (prev.pos1 == "名詞" or prev.pos1 == "動詞" and prev.cform.startswith("連用形-一般")):
         return False  # 確認 + して, お願い + します
     if tok.pos1 == "名詞" and tok.pos2 != "数詞" and prev.pos1 in ("名詞", "接尾辞"):
@@ -108,7 +113,7 @@ def build(sentence: str, terms: Terms, above: int) -> EasySentence:
     tokens = _merge_terms(tokenize(sentence), sentence, terms)
     phrases: list[list[Token]] = []
     for tok in tokens:
-        if phrases and not _starts_phrase(phrases[-1][-1], tok):
+        if phrases and not starts_phrase(phrases[-1][-1], tok):
             phrases[-1].append(tok)
         else:
             phrases.append([tok])

@@ -1,7 +1,8 @@
 """Easy Japanese (やさしい日本語) for the resident's panel: what the clerk said, rewritten.
 
-Order matters: keigo first (so cushions vanish before lengths are counted), then glossary terms,
-then sentences are cut short, and last each sentence is laid out in phrases with kana readings.
+Order matters: kanji numbers become digits, keigo goes (so cushions vanish before lengths are
+counted), then glossary terms, then sentences are cut short (split, then shorten: always within
+max_sentence_chars), and last each sentence is laid out in phrases with kana readings.
 A kept term's explanation follows the first sentence that uses it, once per utterance.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from madoguchi.config import EasyJapaneseSettings
 
-from . import phrases, rules, split, terms
+from . import keigo, numerals, phrases, rules, split, terms
 from .model import EasySentence, EasyText
 
 
@@ -40,8 +41,12 @@ class EasyJapanese:
         self.rules = rules.load_rules()
 
     def rewrite(self, text: str) -> EasyText:
-        text = self.terms.replace(rules.apply(self.rules, normalise(text)))
+        # phrase rules first (specific ones win), then the productive patterns, then the rules
+        # again for what those made (持っていただく必要があります → 持ってください)
+        text = rules.apply(self.rules, numerals.to_digits(normalise(text)))
+        text = self.terms.replace(rules.apply(self.rules, keigo.plain(text)))
         explained: set[str] = set()
+        pending: list[str] = []
         out: list[EasySentence] = []
         for sentence in split.sentences(text):
             for short in split.split(_ended(sentence), self.settings.max_sentence_chars):
@@ -49,8 +54,17 @@ class EasyJapanese:
                 for _, _, term in self.terms.kept_spans(short):
                     if term.action == "explain" and term.term_id not in explained:
                         explained.add(term.term_id)
-                        out.append(phrases.build(term.explanation(), self.terms, self.settings.reading_above_grade))
+                        pending.append(term.explanation())
+                if short.endswith(("。", "！", "？")):  # not inside a sentence cut as a last resort
+                    out.extend(self._explanations(pending))
+                    pending.clear()
+        out.extend(self._explanations(pending))
         return EasyText(tuple(out))
+
+    def _explanations(self, texts: list[str]) -> list[EasySentence]:
+        # explanations are short by review, but the length guarantee holds for any setting
+        limit, above = self.settings.max_sentence_chars, self.settings.reading_above_grade
+        return [phrases.build(short, self.terms, above) for text in texts for short in split.split(text, limit)]
 
     def text(self, text: str) -> str:
         return self.rewrite(text).display_text(self.settings.readings == "after", self.settings.spaces)

@@ -4,7 +4,8 @@ Reasons and contrasts (ので、から、が、けど、し、) are always cut: 
 (て、 and the bare 連用形: 記入し、) are cut only when the sentence is longer than allowed. The part
 before a cut gets a polite ending (呼びますので、→ 呼びます。必要なので、→ 必要です。); before a
 request the chained verb becomes a request of its own (取って、待ってください → 取って ください。
-待って ください。), otherwise a ます form. A sentence with no joint to cut stays whole.
+待って ください。), otherwise a ます form; a copula chain ends in です (1通300円で、→ 1通300円です。).
+What is still too long goes to shorten.fit, which always makes it fit.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 import re
 
 from .analyse import Token, tokenize
-from .conjugate import masu_stem, te_form
+from . import shorten
+from .conjugate import polite_end
 
 log = logging.getLogger(__name__)
 
 _SENTENCE = re.compile(r"[^。！？!?]+[。！？!?]*")
 _STRONG = ("が", "けど", "けれど", "けれども", "ので", "から", "し")
-_POLITE = ("ます", "です")
 
 
 def sentences(text: str) -> list[str]:
@@ -37,32 +38,20 @@ def _joint(tokens: list[Token], comma: int) -> tuple[str, int] | None:
         return "strong", comma - 2  # の + で: UniDic's ので
     if prev.pos2 == "接続助詞" and prev.surface in ("て", "で"):
         return "chain", comma - 1
+    if prev.surface == "で" and (prev.pos1 == "助動詞" and prev.lemma == "だ" or _copula_de(tokens, comma)):
+        return "chain", comma - 1  # a copula chain: 1通300円で、… → 1通300円です。…
     if prev.pos1 in ("動詞", "形容詞") and prev.cform.startswith("連用形"):
         return "chain", comma
     return None
 
 
-def _polite_end(clause: list[Token], *, request: bool, past: bool) -> str:
-    """The clause as a sentence of its own, ending politely."""
-    if not clause:
-        return ""
-    body = "".join(t.surface for t in clause[:-1])
-    last = clause[-1]
-    if any(t.lemma in _POLITE for t in clause[-3:]):
-        return body + last.surface
-    if last.pos1 == "助動詞" and last.lemma in ("だ",):  # 必要な(ので) → 必要です
-        return body + "です"
-    if last.pos1 == "助動詞" and last.lemma == "た" and len(clause) > 1 and clause[-2].pos1 == "動詞":
-        return "".join(t.surface for t in clause[:-2]) + masu_stem(clause[-2]) + "ました"
-    if last.pos1 == "助動詞" and last.lemma == "ない" and len(clause) > 1 and clause[-2].pos1 == "動詞":
-        return "".join(t.surface for t in clause[:-2]) + masu_stem(clause[-2]) + "ません"
-    if last.pos1 == "動詞":
-        if request:
-            return body + te_form(last) + "ください"
-        return body + masu_stem(last) + ("ました" if past else "ます")
-    if last.pos1 == "形容詞":
-        return body + last.lemma + "です" if last.cform.startswith("連用形") else body + last.surface + "です"
-    return body + last.surface + "です"
+def _copula_de(tokens: list[Token], comma: int) -> bool:
+    """UniDic reads 300円で、 as the particle で; after a topic (Xは … Nで、) with no verb between,
+    it is the copula's て-form: 住民税の証明書は1通300円で、… (the price of it)."""
+    clause = tokens[:comma - 1]
+    if len(clause) < 2 or clause[-1].pos1 != "名詞" or any(t.pos1 == "動詞" or t.surface == "、" for t in clause):
+        return False
+    return any(t.surface == "は" and t.pos1 == "助詞" for t in clause)
 
 
 def _cut(tokens: list[Token], cuts: list[tuple[int, int, str]]) -> list[str]:
@@ -73,7 +62,7 @@ def _cut(tokens: list[Token], cuts: list[tuple[int, int, str]]) -> list[str]:
     out, start = [], 0
     for joint, comma, kind in cuts:
         # …て、 and 記入し、 alike end on the chained verb: it takes the request or the ます
-        out.append(_polite_end(tokens[start:joint], request=request and kind == "chain", past=past) + "。")
+        out.append(polite_end(tokens[start:joint], request=request and kind == "chain", past=past) + "。")
         start = comma + 1
     out.append("".join(t.surface for t in tokens[start:]))
     return [s for s in out if s.strip("。")]
@@ -82,6 +71,8 @@ def _cut(tokens: list[Token], cuts: list[tuple[int, int, str]]) -> list[str]:
 def split(sentence: str, limit: int) -> list[str]:
     """One sentence as short sentences, each within ``limit`` characters where a joint allows."""
     tokens = tokenize(sentence)
+    if not tokens:
+        return []
     joints = [(j[1], i, j[0]) for i, t in enumerate(tokens) if t.surface == "、" and (j := _joint(tokens, i))]
     strong = [c for c in joints if c[2] == "strong"]
     pieces = _cut(tokens, strong) if strong else [sentence]
@@ -93,7 +84,6 @@ def split(sentence: str, limit: int) -> list[str]:
         sub = tokenize(piece)
         chains = [(j[1], i, j[0]) for i, t in enumerate(sub) if t.surface == "、" and (j := _joint(sub, i)) and j[0] == "chain"]
         parts = _cut(sub, chains) if chains else [piece]
-        if any(len(p) > limit for p in parts):
-            log.debug("easy Japanese: sentence stays longer than %d characters: %s", limit, piece)
-        out.extend(parts)
+        for part in parts:  # what no clause joint made short enough: topic, middle, last resort
+            out.extend(shorten.fit(part, limit))
     return out

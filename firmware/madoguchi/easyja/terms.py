@@ -21,6 +21,7 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "easyja" / "ter
 ACTIONS = ("replace", "keep", "explain")
 REVIEWS = ("needed", "done")
 _HIRAGANA = re.compile(r"[\u3041-\u3096ー]+")
+_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30faー]+")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,10 @@ class Terms:
         self._pattern = re.compile("|".join(map(re.escape, forms)))
         # kept words: matched again after splitting, to show them as one word with their reading
         self.kept = {t.ja: t for t in terms if t.action != "replace"}
-        kept = sorted(self.kept, key=len, reverse=True)
+        # a kana replacement is one word too: the tagger splits はんこと into は|ん|こと
+        units = {t.easy: t for t in terms if t.action == "replace" and t.easy and _KANA.fullmatch(t.easy)}
+        self._units = {**units, **self.kept}
+        kept = sorted(self._units, key=len, reverse=True)
         self._kept_pattern = re.compile("|".join(map(re.escape, kept))) if kept else None
 
     def replace(self, text_in: str) -> str:
@@ -64,7 +68,7 @@ class Terms:
     def kept_spans(self, sentence: str) -> list[tuple[int, int, Term]]:
         if self._kept_pattern is None:
             return []
-        return [(m.start(), m.end(), self.kept[m.group(0)]) for m in self._kept_pattern.finditer(sentence)]
+        return [(m.start(), m.end(), self._units[m.group(0)]) for m in self._kept_pattern.finditer(sentence)]
 
 
 def load_terms(path: Path = DEFAULT_PATH) -> Terms:
