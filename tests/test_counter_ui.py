@@ -193,3 +193,26 @@ def test_a_muted_box_runs_no_speech_through_the_front_end() -> None:
 
     assert heard(CounterState(muted=True)) == []
     assert sum(isinstance(e, Utterance) for e in heard(CounterState())) >= 10
+
+
+def test_the_front_end_says_who_is_speaking_before_the_turn_ends() -> None:
+    """The side LEDs and the faces' "who is speaking" come from SpeakerHeard, 0.4 s into a turn."""
+    from pathlib import Path
+
+    from madoguchi.config import load_settings
+    from madoguchi.events import SpeakerHeard
+    from madoguchi.replay import frontend_events
+
+    demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
+    settings = load_settings(demo / "counter-demo.toml", system_layers=False)
+    hints: dict[float, SpeakerHeard] = {}
+    utterances = []
+    for event in frontend_events(settings, demo / "counter-demo.flac"):
+        if isinstance(event, SpeakerHeard):
+            hints[event.start_s] = event
+        elif isinstance(event, Utterance):
+            utterances.append(event)
+    assert len(utterances) >= 10
+    for utterance in utterances:
+        hint = hints[utterance.start_s]  # one per utterance, before it ends
+        assert hint.side == utterance.side and utterance.start_s + 0.4 <= hint.at_s < utterance.decided_at_s

@@ -11,7 +11,7 @@ from madoguchi.config import Settings
 from madoguchi.controls.counter import CounterState
 from madoguchi.display import state as ds
 from madoguchi.display.state import DisplayState, Surroundings
-from madoguchi.events import Caption, Interpretation, SpeechSoFar, SpeechStarted, Translation, Utterance
+from madoguchi.events import Caption, Interpretation, SpeakerHeard, SpeechSoFar, SpeechStarted, Translation, Utterance
 
 SETTINGS = Settings()
 CLEAR = SETTINGS.display.clear_after_s
@@ -88,6 +88,8 @@ def test_words_that_turn_out_not_to_be_words_take_back_the_live_text() -> None:
 def test_who_is_speaking_follows_the_front_end() -> None:
     state = ds.heard(DisplayState(), SpeechStarted(1.0), 1.0, CLEAR)
     assert views(state, 1.0)["staff"].status.speaking is None
+    state = ds.heard(state, SpeakerHeard(1.0, 1.4, "staff"), 1.4, CLEAR)
+    assert views(state, 1.4)["resident"].status.speaking == "staff"
     state = ds.heard(state, SpeechSoFar(1.0, 2.0, "resident", np.zeros(1, np.float32)), 2.0, CLEAR)
     assert views(state, 2.0)["staff"].status.speaking == "resident"
     state = ds.heard(state, utterance("resident"), 2.8, CLEAR)

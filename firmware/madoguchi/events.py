@@ -68,7 +68,17 @@ class SpeechSoFar:
     audio: np.ndarray = field(repr=False, compare=False)
 
 
-FrontendEvent = SpeechStarted | SpeechSoFar | Utterance | UtteranceRejected
+@dataclass(frozen=True)
+class SpeakerHeard:
+    """Who is likely speaking, once an open utterance has lasted a moment: for the faces and the
+    side LEDs. The side that counts comes later, with the Utterance."""
+
+    start_s: float
+    at_s: float
+    side: Side
+
+
+FrontendEvent = SpeechStarted | SpeakerHeard | SpeechSoFar | Utterance | UtteranceRejected
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from madoguchi.config import Settings
 from madoguchi.display.devices import open_panels
 from madoguchi.display.faces import Faces
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ def moment_of(item: FrontendEvent | Interpretation | Caption) -> Moment:
         return Moment(item.utterance.decided_at_s + processing_s, item)
     if isinstance(item, Caption):
         return Moment(item.at_s, item)
-    if isinstance(item, (SpeechStarted,)):
+    if isinstance(item, SpeechStarted):
         return Moment(item.start_s, item)
-    if isinstance(item, SpeechSoFar):
+    if isinstance(item, (SpeakerHeard, SpeechSoFar)):
         return Moment(item.at_s, item)
     if isinstance(item, Utterance):
         return Moment(item.decided_at_s, item)

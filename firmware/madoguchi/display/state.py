@@ -22,7 +22,7 @@ from importlib import resources
 from madoguchi.config import Settings
 from madoguchi.controls.counter import CounterState, picker_choices
 from madoguchi.display.view import Broker, FaceView, StatusLine
-from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.languages import native_name
 
 OPERATOR_MARK_S = 120.0  # how long the faces show that a remote interpreter was called
@@ -87,7 +87,7 @@ def heard(state: DisplayState, event: FrontendEvent, now_s: float, clear_after_s
     state = _forget_if_quiet(state, now_s, clear_after_s)
     if isinstance(event, SpeechStarted):
         return dataclasses.replace(state, last_activity_s=now_s)
-    if isinstance(event, SpeechSoFar):
+    if isinstance(event, (SpeakerHeard, SpeechSoFar)):
         return dataclasses.replace(state, speaking=event.side, last_activity_s=now_s)
     if isinstance(event, (Utterance, UtteranceRejected)):
         return dataclasses.replace(state, speaking=None, last_activity_s=now_s)

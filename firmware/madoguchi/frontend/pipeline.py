@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from madoguchi.config import PROCESSING_RATE_HZ, Settings
-from madoguchi.events import FrontendEvent, Side, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import FrontendEvent, Side, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
@@ -32,6 +32,7 @@ from madoguchi.timing import StageTimer
 FRAME_S = FRAME_SAMPLES / PROCESSING_RATE_HZ
 BACKGROUND_WINDOW_S = 4.0
 TAIL_MS = 160  # audio kept after the last speech frame so ASR hears the word's end
+SPEAKER_HINT_S = 0.4  # an utterance this long says who is speaking (faces, side LEDs)
 BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s  # frames replayed into Silero when it resumes after skipped quiet frames
 
 
@@ -81,6 +82,7 @@ class Frontend:
         # a new turn (which the endpointer recognises a few frames late) to its own utterance.
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self._timing.turn_frames + self._timing.min_speech_frames + 2)
         self._accumulated: np.ndarray | None = None
+        self._speaker_told = False  # SpeakerHeard was sent for the open utterance
         self._previous_side: Side | None = None
         self._background_power: np.ndarray | None = None
         self.above_background_db = -np.inf  # the last frame's level over the room's: the faces' mic meter
@@ -175,7 +177,7 @@ class Frontend:
                 self._recent.append((index, weighted))
                 if self._accumulated is not None:
                     self._accumulated += weighted
-        return self._handle(ep_events)
+        return self._handle(ep_events) + self._speaker_hint()
 
     def _learn_background_power(self, index: int, frame: np.ndarray, spectra: np.ndarray | None) -> None:
         """Average power spectrum of the room without us: noise, babble (every other frame)."""
@@ -191,11 +193,26 @@ class Frontend:
     def _since(self, first: int) -> np.ndarray:
         return sum((c for i, c in self._recent if i >= first), self._srp.empty())
 
+    def _speaker_hint(self) -> list[FrontendEvent]:
+        """Once per utterance, after SPEAKER_HINT_S of it: the likely side (one steered response)."""
+        state = self._state
+        if self._speaker_told or state.phase is not endpoint.Phase.SPEECH or self._accumulated is None:
+            return []
+        if (self._frame - state.start) * FRAME_S < SPEAKER_HINT_S:
+            return []
+        self._speaker_told = True
+        with self._stage("doa"):
+            decision = decide_side(self._srp.response(self._accumulated), self.settings.sides, self._previous_side)
+        if decision.off_counter:
+            return []
+        return [SpeakerHeard(round(state.start * FRAME_S, 3), round(self._frame * FRAME_S, 3), decision.side)]
+
     def _handle(self, ep_events: tuple[endpoint.Event, ...]) -> list[FrontendEvent]:
         events: list[FrontendEvent] = []
         for k, event in enumerate(ep_events):
             if isinstance(event, endpoint.Opened):
                 self._accumulated = self._since(event.start)
+                self._speaker_told = False
                 events.append(SpeechStarted(round(event.start * FRAME_S, 3)))
             elif isinstance(event, endpoint.Discarded):
                 self._accumulated = None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from madoguchi.audio.source import AudioSource
 from madoguchi.controls.counter import CounterState
 from madoguchi.errors import AudioDeviceNotFoundError
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechSoFar, Utterance
 from madoguchi.frontend.pipeline import Frontend
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEven
     """
     if counter.muted:
         return None
-    if counter.swapped and isinstance(event, (SpeechSoFar, Utterance)):
+    if counter.swapped and isinstance(event, (SpeakerHeard, SpeechSoFar, Utterance)):
         return dataclasses.replace(event, side="resident" if event.side == "staff" else "staff")
     return event
 
