@@ -58,15 +58,20 @@ class CounterUI:
         self._loop = loop
         from madoguchi.display.devices import open_panels
         from madoguchi.display.errors import DisplayError
-        from madoguchi.display.faces import Faces
+        from madoguchi.display.faces import Faces, site_fonts
 
-        panels = {}
+        panels, fonts = {}, None
         try:
             panels = open_panels(self.settings.display)
+            if panels:  # fonts and shaping are checked now, so a missing font is reported, not logged per frame
+                fonts = site_fonts(self.settings)
         except DisplayError as err:
+            for panel in panels.values():
+                panel.close()
+            panels = {}
             log.error("no faces: %s", err)
             self._on_problem(err.code, str(err))
-        self.faces = Faces(self.settings, panels)
+        self.faces = Faces(self.settings, panels, fonts)
         self.faces.set_counter(self.counter)
         if self.settings.controls.enabled:
             from madoguchi.controls.errors import ControlsError

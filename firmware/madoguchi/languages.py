@@ -49,6 +49,10 @@ WHISPER = frozenset(
 """Whisper's 99 (+ Cantonese) language codes."""
 
 
+RIGHT_TO_LEFT = frozenset({"ar", "fa", "ur", "ps", "sd", "he", "yi"})
+"""Written right to left: a face aligns their lines to the right."""
+
+
 def english_name(code: str) -> str:
     return NAMES.get(code, (code, code))[0]
 

@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 LOUD_DB = 30.0  # a frame this far above the room's level fills the mic meter
 
 
+def site_fonts(settings: Settings):
+    """The fonts for the day-one languages and every language the site lists (missing ones: an error now)."""
+    from madoguchi.display.fonts import DAY_ONE, FontBook
+
+    languages = settings.languages
+    return FontBook(langs=tuple(dict.fromkeys((*DAY_ONE, languages.staff, *languages.residents))))
+
+
 def mic_level(above_background_db: float) -> float:
     """The mic meter's 0..1 from a frame's level over the room's (the front end measures it)."""
     if not above_background_db > 0.0:  # -inf while the room level settles, or NaN
@@ -79,9 +87,7 @@ class Faces:
     @property
     def fonts(self):
         if self._fonts is None:  # loaded on first drawing: a box with no panels never reads a font
-            from madoguchi.display.fonts import FontBook
-
-            self._fonts = FontBook()
+            self._fonts = site_fonts(self.settings)
         return self._fonts
 
     def size(self, side: Side) -> tuple[int, int]:

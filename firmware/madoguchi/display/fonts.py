@@ -52,10 +52,23 @@ MYANMAR = FontFile("Noto Sans Myanmar", "truetype/noto/NotoSansMyanmar-Regular.t
 SINHALA = FontFile("Noto Sans Sinhala", "truetype/noto/NotoSansSinhala-Regular.ttf", 0, "fonts-noto-core")
 BENGALI = FontFile("Noto Sans Bengali", "truetype/noto/NotoSansBengali-Regular.ttf", 0, "fonts-noto-core")
 
+
+def _core(script: str) -> FontFile:
+    return FontFile(f"Noto Sans {script}", f"truetype/noto/NotoSans{script}-Regular.ttf", 0, "fonts-noto-core")
+
+
+# Beyond day one: any language a site lists among its residents gets its script's font.
+_OTHER_SCRIPTS = {
+    "ar": "Arabic", "fa": "Arabic", "ur": "Arabic", "ps": "Arabic", "sd": "Arabic", "he": "Hebrew", "yi": "Hebrew",
+    "km": "Khmer", "lo": "Lao", "ta": "Tamil", "te": "Telugu", "kn": "Kannada", "ml": "Malayalam", "gu": "Gujarati",
+    "pa": "Gurmukhi", "am": "Ethiopic", "ka": "Georgian", "hy": "Armenian",
+}
+
 # The language's own font first; everything else is a fallback for mixed text.
 _PRIMARY = {
     "ja": CJK_JP, "zh": CJK_SC, "ko": CJK_KR, "ne": DEVANAGARI, "hi": DEVANAGARI, "mr": DEVANAGARI,
-    "th": THAI, "my": MYANMAR, "si": SINHALA, "bn": BENGALI,
+    "th": THAI, "my": MYANMAR, "si": SINHALA, "bn": BENGALI, "as": BENGALI, "yue": CJK_SC,
+    **{lang: _core(script) for lang, script in _OTHER_SCRIPTS.items()},
 }
 # The box stands in Japan: a foreign word in a resident's sentence is most likely Japanese, so
 # Han characters fall back to the JP forms unless the text is Chinese or Korean.

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from madoguchi.display.fonts import FontBook
 from madoguchi.display.layout import Line, Metrics, line_of, metrics, wrap
 from madoguchi.display.view import FaceView, StatusLine
+from madoguchi.languages import RIGHT_TO_LEFT
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def _place_text(lines: tuple[Line, ...], m: Metrics, lang: str, size: tuple[int,
     y = top + max(0, (bottom - top - block) // 2) if len(lines) <= visible else top
     placed = []
     for line in shown:
-        x = (width - line.width) // 2 if centre else margin
+        x = (width - line.width) // 2 if centre else width - margin - line.width if lang in RIGHT_TO_LEFT else margin
         placed.append(Placed(line, lang, m.size, x + line.left, y + m.ascent,
                              (x, y, x + line.width, y + m.ascent + m.descent), fill))
         y += m.pitch
@@ -200,8 +201,9 @@ def _place_echo(text: str, lang: str, size: tuple[int, int], fill: int, fonts: F
     line = _echo_line(text, lang, size, fonts)
     m = _echo_metrics(text, lang, size, fonts)
     baseline = height - m.descent
-    return Placed(line, lang, m.size, margin + line.left, baseline,
-                  (margin, baseline - m.ascent, margin + line.width, height), fill)
+    x = width - margin - line.width if lang in RIGHT_TO_LEFT else margin
+    return Placed(line, lang, m.size, x + line.left, baseline,
+                  (x, baseline - m.ascent, x + line.width, height), fill)
 
 
 @lru_cache(maxsize=32)
