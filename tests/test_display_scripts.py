@@ -42,3 +42,17 @@ def test_right_to_left_lines_are_aligned_right(fonts, lang: str, rtl: bool) -> N
     body = image.crop((0, 14, 256, 64))  # below the status band
     left, _, right, _ = body.getbbox()
     assert (256 - right < left) == rtl, (left, right)
+
+
+def test_easy_japanese_breaks_lines_only_between_its_phrases(fonts) -> None:
+    """分かち書き: a phrase, and a word with its reading in brackets, is never split across lines."""
+    from madoguchi.display.layout import wrap
+
+    easy = "この 転入届(てんにゅうとどけ)に 書いて ください。 転入届(てんにゅうとどけ)は 引(ひ)っ越(こ)して 来た ときに 出す 紙です。"
+    phrases = easy.split(" ")
+    lines = wrap(easy, "ja", 240, 16, fonts)
+    assert len(lines) >= 3
+    for line in lines:
+        assert all(piece in phrases for piece in line.text.split(" ")), line.text
+    plain = wrap("少々お待ちください。こちらの書類にご記入をお願いします。", "ja", 120, 16, fonts)
+    assert len(plain) >= 2 and not any(line.text.startswith(("。", "、")) for line in plain)  # unspaced text: ICU's kinsoku

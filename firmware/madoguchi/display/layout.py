@@ -15,6 +15,7 @@ function of its arguments and cached, so re-rendering the same text at 10 fps co
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,6 +26,9 @@ from madoguchi.display.fonts import FontBook, Run, _spans, clusters
 # Locales whose line breaking needs a keyword: ICU's strict rules are the kinsoku of Japanese
 # typesetting; Chinese follows the same rules for its closing punctuation.
 _LOCALES = {"ja": "ja@lb=strict", "zh": "zh@lb=strict"}
+
+# A space between two Japanese characters: the text is written in phrases (分かち書き).
+_WAKACHIGAKI = re.compile(r"[^\x00-\x7f] [^\x00-\x7f]")
 
 # Strings whose ink reaches about as high and low as the language's text can: a line box at
 # least this tall keeps lines still while partial text grows a descender or a stacked mark.
@@ -104,11 +108,26 @@ def _segments(text: str, lang: str) -> list[tuple[int, int, bool]]:
     """Spans between line-break opportunities, each with whether it ends in a mandatory break."""
     bi = icu.BreakIterator.createLineInstance(icu.Locale(_LOCALES.get(lang, lang)))
     spans = _spans(text, bi)
+    if lang == "ja" and _WAKACHIGAKI.search(text):
+        spans = _at_spaces_only(text, spans)
     out = []
     for a, b in spans:
         hard = text[b - 1] in "\n\r\u2028\u2029\x0b\x0c\x85"
         out.append((a, b, hard))
     return out
+
+
+def _at_spaces_only(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Japanese written with spaces between phrases (分かち書き, easy Japanese) breaks only there:
+    a phrase, and a word with its reading in brackets, stays whole on its line."""
+    merged: list[tuple[int, int]] = []
+    start = None
+    for a, b in spans:
+        start = a if start is None else start
+        if text[b - 1].isspace() or b == len(text):
+            merged.append((start, b))
+            start = None
+    return merged
 
 
 def break_opportunities(text: str, lang: str) -> list[int]:
