@@ -100,13 +100,15 @@ def test_parse_since_rejects_bad_input_clearly(text: str) -> None:
 def test_apply_message_folds_status_and_health_and_notes_invalid_payloads() -> None:
     rows: dict = {}
     apply_message(rows, "madoguchi/v1/hall/b1/status", json.dumps(online("1.2.0")).encode())
-    apply_message(rows, "madoguchi/v1/hall/b1/health", json.dumps(health(temp=61.0, pending=3, dropped=1, last_error="mic_lost")).encode())
+    counter = {"mode": "easy_japanese", "resident_lang": "vi", "muted": False, "swapped": False}
+    apply_message(rows, "madoguchi/v1/hall/b1/health", json.dumps({**health(temp=61.0, pending=3, dropped=1, last_error="mic_lost"), "counter": counter, "panels": 2}).encode())
     apply_message(rows, "madoguchi/v1/hall/b2/status", json.dumps({"state": "online"}).encode())  # lacks version etc.
     apply_message(rows, "madoguchi/v1/hall/b3/status", b"")  # a cleared retained message
     apply_message(rows, "elsewhere/x", b"{}")
     b1 = rows[("hall", "b1")]
     assert (b1.state, b1.version, b1.cpu_temp_c, b1.spool_pending, b1.spool_dropped, b1.last_error) == ("online", "1.2.0", 61.0, 3, 1, "mic_lost")
     assert b1.last_seen == NOW - 10
+    assert (b1.mode, b1.muted, b1.panels) == ("easy_japanese", False, 2)
     assert rows[("hall", "b2")].state == "unknown" and rows[("hall", "b2")].problems
     assert set(rows) == {("hall", "b1"), ("hall", "b2")}
 
@@ -114,7 +116,8 @@ def test_apply_message_folds_status_and_health_and_notes_invalid_payloads() -> N
 def test_format_status_puts_offline_first_and_shows_every_field() -> None:
     rows = [
         BoxRow("west", "b1", "online", version="0.3.0", status_ts=NOW - 40, health_ts=NOW - 5, cpu_temp_c=52.25, spool_pending=0, spool_dropped=0),
-        BoxRow("east", "b9", "online", version="0.3.0", status_ts=NOW - 50, health_ts=NOW - 20, cpu_temp_c=70.0, last_error="mic_lost", spool_pending=12, spool_dropped=3),
+        BoxRow("east", "b9", "online", version="0.3.0", status_ts=NOW - 50, health_ts=NOW - 20, cpu_temp_c=70.0, last_error="mic_lost", spool_pending=12, spool_dropped=3,
+               mode="caption", muted=True, panels=1),
         BoxRow("west", "b2", "offline", reason="connection_lost", version="0.2.9", status_ts=NOW - 7200, health_ts=NOW - 7300),
         BoxRow("east", "b1", "online", version="0.3.0", status_ts=NOW - 3 * 86400),
     ]
@@ -128,6 +131,7 @@ def test_format_status_puts_offline_first_and_shows_every_field() -> None:
     assert "2h00m ago" in offline and "connection_lost" in offline and "0.2.9" in offline
     east_b9 = lines[4]
     assert "70.0C" in east_b9 and "mic_lost" in east_b9 and "12/3" in east_b9 and "20s ago" in east_b9
+    assert "caption,muted" in east_b9 and "1/2 panels" in east_b9
     assert "52.2C" in lines[5] or "52.3C" in lines[5]
     assert "3d0h ago" in lines[3]
     assert datetime.fromtimestamp(NOW - 5).strftime("%m-%d %H:%M") in lines[5]

@@ -49,6 +49,11 @@ def test_status_and_health_match_their_schemas() -> None:
     reading = health.readings("/tmp", mic_level_dbfs=-62.04, audio_state="capturing", last_error=None,
                               spool={"pending": 0, "bytes": 0, "oldest_age_s": None, "dropped_total": 0, "dropped": {}}, ts=1.0)
     assert not problems("health", reading) and reading["mic_level_dbfs"] == -62.0 and reading["uptime_s"] > 0
+    with_faces = health.readings("/tmp", mic_level_dbfs=None, audio_state="capturing", last_error="display_unavailable", ts=1.0, panels=1,
+                                 spool={"pending": 0, "bytes": 0, "oldest_age_s": None, "dropped_total": 0, "dropped": {}},
+                                 counter={"mode": "caption", "resident_lang": None, "muted": True, "swapped": False})
+    assert not problems("health", with_faces)
+    assert problems("health", {**with_faces, "counter": {**with_faces["counter"], "mode": "karaoke"}})
 
 
 def test_event_schema_rejects_text_beyond_500_characters() -> None:

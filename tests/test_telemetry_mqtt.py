@@ -323,8 +323,10 @@ def test_the_operator_call_button_reaches_the_fleet(broker, tmp_path: Path) -> N
         watcher.wait_for(lambda m: any(leaf == "event" and p["kind"] == "operator_call" for leaf, p, _ in m), 20, "the operator call")
         calls = [p for leaf, p, _ in watcher.messages if leaf == "event" and p["kind"] == "operator_call"]
         errors = [p["code"] for leaf, p, _ in watcher.messages if leaf == "event" and p["kind"] == "error"]
+        faces = [p for leaf, p, _ in watcher.messages if leaf == "health" and p.get("counter")]
     finally:
         watcher.close()
     assert len(calls) == 1 and calls[0]["code"] == "button"
     assert errors == []  # dummy panels and mock pins: nothing to complain about
+    assert faces and faces[-1]["panels"] == 2 and faces[-1]["counter"]["mode"] == "interpret"  # the fleet sees the buttons' state
     assert not watcher.invalid, watcher.invalid[:5]

@@ -69,8 +69,14 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     frontend = build_frontend(settings)
     box = {"audio_state": "starting", "last_error": None}
 
-    def box_state() -> dict[str, object]:
-        return {**box, "mic_level_dbfs": frontend.background_dbfs}
+    ui: CounterUI | None = None  # opened once telemetry can report what fails
+
+    def box_state() -> dict[str, object]:  # read by telemetry's health thread
+        if ui is None or ui.faces is None:
+            return {**box, "mic_level_dbfs": frontend.background_dbfs}
+        counter = ui.counter
+        return {**box, "mic_level_dbfs": frontend.background_dbfs, "panels": len(ui.faces.panels),
+                "counter": {"mode": counter.mode, "resident_lang": counter.resident_lang, "muted": counter.muted, "swapped": counter.swapped}}
 
     def apply_live(new: Settings) -> None:
         logging.getLogger().setLevel(new.log.level)

@@ -43,6 +43,9 @@ class BoxRow:
     last_error: str | None = None
     spool_pending: int | None = None
     spool_dropped: int | None = None
+    mode: str | None = None  # interpret | caption | easy_japanese, as the clerk's button left it
+    muted: bool = False
+    panels: int | None = None  # OLED panels working, of 2
     problems: tuple[str, ...] = field(default=())  # payloads that broke their schema
 
     @property
@@ -87,6 +90,9 @@ def apply_message(rows: dict[tuple[str, str], BoxRow], topic: str, payload: byte
             last_error=data.get("last_error"),
             spool_pending=spool["pending"],
             spool_dropped=spool["dropped_total"],
+            mode=(data.get("counter") or {}).get("mode"),
+            muted=bool((data.get("counter") or {}).get("muted")),
+            panels=data.get("panels"),
         )
     rows[(site, box)] = row
 
@@ -142,8 +148,11 @@ def _cells(row: BoxRow, now: float) -> list[str]:
         notes.append(row.reason or "offline")
     elif _state(row, now) == "online?":
         notes.append(f"no news for {_age(now - seen)[:-4]}" if seen is not None else "stale")
+    if row.panels is not None and row.panels < 2:
+        notes.append(f"{row.panels}/2 panels")
     notes += [f"invalid {p}" for p in row.problems]
-    return [_state(row, now), row.site, row.box, last, row.version or "-", temp, row.last_error or "-", spool, "; ".join(notes)]
+    mode = "-" if row.mode is None else row.mode.replace("easy_japanese", "easy-ja") + (",muted" if row.muted else "")
+    return [_state(row, now), row.site, row.box, last, row.version or "-", temp, mode, row.last_error or "-", spool, "; ".join(notes)]
 
 
 def format_status(rows: list[BoxRow], now: float) -> str:
@@ -152,7 +161,7 @@ def format_status(rows: list[BoxRow], now: float) -> str:
         return f"no box has published a status yet (nothing retained under {FLEET_STATUS})"
     attention = {"OFFLINE": 0, "online?": 1, "unknown": 2}
     ordered = sorted(rows, key=lambda r: (attention.get(_state(r, now), 3), r.site, r.box))
-    header = ["STATE", "SITE", "BOX", "LAST SEEN", "VERSION", "TEMP", "LAST ERROR", "SPOOL PEND/DROP", "NOTE"]
+    header = ["STATE", "SITE", "BOX", "LAST SEEN", "VERSION", "TEMP", "MODE", "LAST ERROR", "SPOOL PEND/DROP", "NOTE"]
     table = [header] + [_cells(r, now) for r in ordered]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]

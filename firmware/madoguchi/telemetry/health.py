@@ -65,7 +65,8 @@ def disk_free_mb(path: str) -> float | None:
         return None
 
 
-def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str | None, last_error: str | None, spool: dict[str, Any], ts: float) -> dict[str, Any]:
+def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str | None, last_error: str | None, spool: dict[str, Any], ts: float,
+             panels: int | None = None, counter: dict[str, Any] | None = None) -> dict[str, Any]:
     """One health message (schemas/health.schema.json)."""
     total, available = memory_mb()
     return {
@@ -80,5 +81,7 @@ def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str |
         "mic_level_dbfs": None if mic_level_dbfs is None else round(mic_level_dbfs, 1),
         "audio_state": audio_state,
         "last_error": last_error,
+        "panels": panels,
+        "counter": counter,
         "spool": spool,
     }

@@ -132,7 +132,8 @@ class Telemetry:
     def health_message(self) -> dict[str, Any]:
         state = self._box_state()
         return health.readings(self.settings.paths.state_dir, mic_level_dbfs=state.get("mic_level_dbfs"), audio_state=state.get("audio_state"),
-                               last_error=state.get("last_error"), spool=self.spool.stats().as_health(), ts=self._clock())
+                               last_error=state.get("last_error"), spool=self.spool.stats().as_health(), ts=self._clock(),
+                               panels=state.get("panels"), counter=state.get("counter"))
 
     def publish_health(self) -> None:
         self.link.publish(self.topics.health, _json(self.health_message()), retain=True)
