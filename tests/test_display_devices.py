@@ -77,3 +77,24 @@ def test_closing_blanks_the_panel_now_and_disarms_lumas_exit_hook() -> None:
     panel.close()
     assert panel.device.persist
     assert dataclasses.is_dataclass(DisplaySettings)
+
+
+@pytest.mark.parametrize("driver", ["ssd1322", "ssd1306", "sh1106", "ssd1351"])
+def test_the_real_drivers_take_our_frames(driver: str) -> None:
+    """luma.oled's own driver classes on luma's no-op serial interface: frame conversion, contrast, sleep."""
+    import luma.oled.device
+    from luma.core.interface.serial import noop
+
+    from madoguchi.config import DISPLAY_DRIVERS
+    from madoguchi.display.devices import MONO_DRIVERS, Panel
+
+    width, height = DISPLAY_DRIVERS[driver]
+    device = getattr(luma.oled.device, driver)(noop(), width=width, height=height)
+    panel = Panel("staff", device, brightness=0.5, mono=driver in MONO_DRIVERS)
+    try:
+        assert panel.size == (width, height)
+        assert panel.show(frame(panel.size, 180), dim=True)
+        panel.sleep()
+        assert panel.show(frame(panel.size, 90))
+    finally:
+        panel.close()
