@@ -10,7 +10,9 @@ _GRADES = (KYOIKU.GRADE1, KYOIKU.GRADE2, KYOIKU.GRADE3, KYOIKU.GRADE4, KYOIKU.GR
 
 
 def is_kanji(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or ch in "々〆"
+    # URO, extension A, compatibility ideographs, and extensions B+ (𠮷 of 𠮷田 is outside the BMP)
+    return ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
+            or "\U00020000" <= ch <= "\U0003134f" or ch in "々〆")
 
 
 @cache
