@@ -22,11 +22,11 @@ SETTINGS = load_settings(DEMO / "counter-demo.toml", system_layers=False)
 
 @pytest.fixture(scope="module")
 def turns() -> dict[str, Utterance]:
-    """The demo's second staff turn (転入届ですね。在留カードはありますか。) and first resident turn."""
+    """The demo's staff turn 転入届ですね。, the resident's "Hello." and "I need to register my new address."."""
     utterances = [e for e in frontend_events(SETTINGS, DEMO / "counter-demo.flac") if isinstance(e, Utterance) and e.end_s < 16.0]
     staff = [u for u in utterances if u.side == "staff" and u.start_s > 8.0]
     resident = [u for u in utterances if u.side == "resident"]
-    return {"staff": staff[0], "resident": resident[0]}
+    return {"staff": staff[0], "resident": resident[0], "resident_long": next(u for u in resident if u.duration_s > 1.5)}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,13 @@ def test_easy_japanese_rewrites_the_clerks_words_for_the_resident(interpreter, t
     assert " " in easy  # 分かち書き
     assert "転入" in result.text and "てんにゅう" in easy, (result.text, easy)  # a municipal term with its reading
     assert easy == interpreter.easy_japanese().text(result.text)
+
+
+def test_in_easy_japanese_a_resident_who_answers_in_english_is_translated_for_the_clerk(interpreter, turns) -> None:
+    result = interpret(interpreter, turns["resident_long"], CounterState(mode="easy_japanese"))
+    assert set(interpreter.calls[0]["candidates"]) == {"ja", *SETTINGS.languages.residents}  # Japanese competes
+    assert result.lang == "en" and result.side == "resident"
+    assert result.translation.target_lang == "ja" and result.translation.method == "phrasebook", result.translation
 
 
 def test_a_chosen_resident_language_skips_identification_and_is_the_staff_target(interpreter, turns) -> None:

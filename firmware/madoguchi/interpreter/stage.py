@@ -60,8 +60,17 @@ class Interpreter:
         return dataclasses.replace(languages, residents=(counter.resident_lang,), resident_weights=())
 
     def _request(self, utterance: Utterance, counter: CounterState, languages: LanguageSettings) -> policy.LanguageRequest:
-        if counter.mode != "interpret" and (utterance.side == "staff" or counter.resident_lang is None):
-            return policy.LanguageRequest(languages.staff)  # caption and easy Japanese: both sides in the staff language
+        if counter.mode == "caption":  # a deaf resident at a Japanese counter: both sides in the staff language
+            if utterance.side == "resident" and counter.resident_lang is not None:
+                return policy.LanguageRequest(counter.resident_lang)
+            return policy.LanguageRequest(languages.staff)
+        if counter.mode == "easy_japanese":
+            if utterance.side == "staff":
+                return policy.LanguageRequest(languages.staff)
+            # The resident reads some Japanese and may speak it, or answer in their own language.
+            priors = {lang: p / 2 for lang, p in policy.resident_priors(languages, self.session_lang).items()}
+            priors[languages.staff] = 0.5
+            return policy.LanguageRequest(None, tuple(priors), priors)
         return policy.language_request(utterance, languages, self.session_lang)
 
     def interpret(self, utterance: Utterance, decided_wall: float | None = None) -> Interpretation:
@@ -95,13 +104,18 @@ class Interpreter:
         return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings, counter.mode)
 
     def _translate(self, text: str, lang: str, side: str, counter: CounterState, languages: LanguageSettings) -> Translation:
-        """Interpret mode translates; caption mode shows the words as said; easy Japanese rewrites the clerk's."""
+        """Interpret mode translates; caption mode shows the words as said; easy Japanese rewrites the
+        clerk's words and translates a resident who answers in their own language."""
         if counter.mode == "interpret":
             if side == "resident":
                 self.session_lang = lang
             return self.translation.translate(text, lang, policy.target_language(side, languages, self.session_lang))
-        if counter.mode == "easy_japanese" and side == "staff" and lang == "ja":
-            return Translation(self.easy_japanese().text(text), lang, lang, "easy_japanese")
+        if counter.mode == "easy_japanese":
+            if side == "staff" and lang == "ja":
+                return Translation(self.easy_japanese().text(text), lang, lang, "easy_japanese")
+            if side == "resident" and lang != languages.staff:  # answered in their own language: the clerk reads it
+                self.session_lang = lang
+                return self.translation.translate(text, lang, languages.staff)
         return Translation(text, lang, lang, "same_language")
 
     def easy_japanese(self) -> EasyJapanese:
