@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from madoguchi.mt import reading
 
 from .errors import EasyJapaneseError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,31 @@ def locate(text: str, tokens: list[Token]) -> list[int] | None:
         starts.append(pos)
         pos += len(tok.surface)
     return starts
+
+
+# Given the tokens, where each starts in the text, and an index: how many tokens from there to
+# replace and with what (None: keep them as written), or None to look at the next token.
+Finder = Callable[[list[Token], list[int], int], "tuple[int, str | None] | None"]
+
+
+def rewrite(text: str, find: Finder) -> str:
+    """Tag ``text`` and splice ``find``'s replacements into it; what it does not replace, spaces
+    included, stays as written. Unchanged if the tagger rewrote a character (nothing to splice into)."""
+    tokens = tokenize(text)
+    starts = locate(text, tokens)
+    if starts is None:
+        return text
+    out, done, i = [], 0, 0
+    while i < len(tokens):
+        found = find(tokens, starts, i)
+        if found is None:
+            i += 1
+            continue
+        count, new = found
+        if new is not None:
+            end = starts[i + count - 1] + len(tokens[i + count - 1].surface)
+            log.debug("easy Japanese: %s -> %s", text[starts[i] : end], new)
+            out.append(text[done : starts[i]] + new)
+            done = end
+        i += count
+    return "".join(out) + text[done:]

@@ -15,13 +15,10 @@ Phrase rules cover fixed words (承る, ご不明な点); these patterns cover e
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
-from .analyse import Token, locate, tokenize
+from .analyse import Token, rewrite
 from .conjugate import dictionary_form, masu_stem, nai_stem, potential_stem, ta_form, te_form
-
-log = logging.getLogger(__name__)
 
 _PERSON_OR_CASE = frozenset({"方", "人", "とき", "時", "場合", "際", "ため"})
 # verbs whose れる at the counter is a real passive: 番号を呼ばれた方 (the ones who were called)
@@ -124,19 +121,6 @@ def _after(toks: list[Token], k: int) -> str:
 
 
 def plain(text: str) -> str:
-    tokens = tokenize(text)
-    starts = locate(text, tokens)
-    if starts is None:  # the tagger rewrote a character: the phrase rules alone must do
-        return text
-    out, done, i = [], 0, 0
-    while i < len(tokens):
-        found = _honorific(tokens, i)
-        if found is None:
-            i += 1
-            continue
-        count, new = found
-        end = starts[i + count - 1] + len(tokens[i + count - 1].surface)
-        log.debug("easy Japanese keigo: %s -> %s", text[starts[i] : end], new)
-        out.append(text[done : starts[i]] + new)
-        done, i = end, i + count
-    return "".join(out) + text[done:]
+    """Honorific and humble verb forms as plain polite ones (if the tagger rewrote a character,
+    the phrase rules alone must do)."""
+    return rewrite(text, lambda tokens, _starts, i: _honorific(tokens, i))

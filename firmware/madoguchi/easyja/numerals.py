@@ -8,11 +8,7 @@ speech; 十分 (ten minutes) is 十 + 分 and becomes 10分. 一度 stays: も�
 
 from __future__ import annotations
 
-import logging
-
-from .analyse import Token, locate, tokenize
-
-log = logging.getLogger(__name__)
+from .analyse import Token, rewrite
 
 _DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _SMALL = {"十": 10, "百": 100, "千": 1000}
@@ -56,24 +52,17 @@ def _kanji_number(tok: Token) -> bool:
 
 def to_digits(text: str) -> str:
     """``text`` with every run of number words as digits; everything else (spaces too) kept."""
-    tokens = tokenize(text)
-    starts = locate(text, tokens)
-    if starts is None:  # the tagger rewrote a character: leave the text as it is
-        return text
-    out, done, i = [], 0, 0
-    while i < len(tokens):
+
+    def number_run(tokens: list[Token], starts: list[int], i: int) -> tuple[int, str | None] | None:
         j = i
         while j < len(tokens) and _kanji_number(tokens[j]):
             j += 1
         if j == i:
-            i += 1
-            continue
+            return None
         kanji = text[starts[i] : starts[j - 1] + len(tokens[j - 1].surface)]
         after = tokens[j].surface if j < len(tokens) else ""
         number = digits(kanji)
-        if number is not None and not (kanji == "一" and after in _KEEP_AFTER_ONE):
-            out.append(text[done : starts[i]] + number)
-            done = starts[i] + len(kanji)
-            log.debug("easy Japanese: %s -> %s", kanji, number)
-        i = j
-    return "".join(out) + text[done:]
+        keep = number is None or (kanji == "一" and after in _KEEP_AFTER_ONE)
+        return j - i, None if keep else number  # a run left as written is not looked into again
+
+    return rewrite(text, number_run)
