@@ -47,7 +47,6 @@ class CounterUI:
         self._clock = clock
         self.faces: Faces | None = None
         self.controls: Controls | None = None
-        self._error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inputs = 0  # button inputs so far: a list closes only if none came since it opened
         self.picker_timeout_s = PICKER_TIMEOUT_S
@@ -122,20 +121,18 @@ class CounterUI:
             self.faces.said(output, self._clock())
 
     def set_error(self, code: str | None) -> None:
-        self._error = code
         if self.faces is not None:
             self.faces.set_error(code)
 
     # -- outputs ------------------------------------------------------------------------------------
     def _refresh(self) -> None:
-        """Before each frame: the inputs that change without an event, and the LEDs."""
-        speaking = None
-        if self.faces is not None:
-            self.faces.set_mic_level(self.mic_level())
-            self.faces.set_broker(self.broker())
-            speaking = self.faces.state.speaking
+        """Before each frame (the faces exist once open): the inputs that change without an event, and the LEDs."""
+        faces = self.faces
+        assert faces is not None, "open() first"
+        faces.set_mic_level(self.mic_level())
+        faces.set_broker(self.broker())
         if self.controls is not None:
-            self.controls.show(speaking, self.counter, healthy=self._error is None)
+            self.controls.show(faces.state.speaking, self.counter, healthy=faces.around.error is None)
 
     async def run(self) -> None:
         """Redraw and drive the LEDs until cancelled."""
