@@ -65,3 +65,19 @@ def test_target_language() -> None:
     assert policy.target_language("staff", SITE, "ne") == "ne"
     assert policy.target_language("staff", SITE, None) == "vi"  # the site's most common
     assert policy.target_language("staff", LanguageSettings(residents=("en", "zh")), None) == "en"  # equal weights: first listed
+
+
+def test_caption_mode_hears_both_sides_in_the_staff_language_unless_a_language_was_chosen() -> None:
+    assert policy.language_request(utterance("resident"), SITE, "vi", mode="caption").language == "ja"
+    assert policy.language_request(utterance("resident"), SITE, None, mode="caption", chosen="ne").language == "ne"
+    assert policy.language_request(utterance("staff"), SITE, None, mode="caption", chosen="ne").language == "ja"
+    ambiguous = utterance("resident", confidence=0.05, held=True)
+    assert policy.speaker_side(ambiguous, "ja", SITE, mode="caption") == "resident"  # the direction alone decides
+    assert policy.speaker_side(ambiguous, "ja", SITE) == "staff"
+
+
+def test_easy_japanese_lets_the_staff_language_compete_with_the_residents() -> None:
+    assert policy.language_request(utterance("staff"), SITE, None, mode="easy_japanese").language == "ja"
+    request = policy.language_request(utterance("resident"), SITE, None, mode="easy_japanese")
+    assert request.language is None and set(request.candidates) == {"ja", "vi", "en", "ne"}
+    assert request.priors["ja"] == pytest.approx(0.5) and sum(request.priors.values()) == pytest.approx(1.0)

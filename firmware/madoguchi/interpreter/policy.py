@@ -42,8 +42,23 @@ def side_is_confident(utterance: Utterance) -> bool:
     return not utterance.side_held and utterance.side_confidence >= CONFIDENT_SIDE
 
 
-def language_request(utterance: Utterance, languages: LanguageSettings, session_lang: str | None) -> LanguageRequest:
-    """The ASR request for one utterance, from its side, the site's languages and the session."""
+def language_request(utterance: Utterance, languages: LanguageSettings, session_lang: str | None, mode: str = "interpret",
+                     chosen: str | None = None) -> LanguageRequest:
+    """The ASR request for one utterance, from its side, the site's languages, the session and the mode.
+
+    Caption mode (a deaf resident at a Japanese counter) hears both sides in the staff language,
+    unless a resident language was ``chosen`` with the button. Easy Japanese hears the clerk in
+    it and lets it compete with the resident's languages: a resident who reads some Japanese may
+    speak it, or answer in their own language.
+    """
+    if mode == "caption":
+        return LanguageRequest(chosen if utterance.side == "resident" and chosen is not None else languages.staff)
+    if mode == "easy_japanese":
+        if utterance.side == "staff":
+            return LanguageRequest(languages.staff)
+        priors = {lang: p / 2 for lang, p in resident_priors(languages, session_lang).items()}
+        priors[languages.staff] = 0.5
+        return LanguageRequest(None, tuple(priors), priors)
     if side_is_confident(utterance):
         if utterance.side == "staff":
             return LanguageRequest(languages.staff)
@@ -57,9 +72,10 @@ def language_request(utterance: Utterance, languages: LanguageSettings, session_
     return LanguageRequest(None, (languages.staff, *languages.residents), priors)
 
 
-def speaker_side(utterance: Utterance, lang: str, languages: LanguageSettings) -> Side:
-    """The side after hearing the language: only an ambiguous direction can be overruled."""
-    if side_is_confident(utterance):
+def speaker_side(utterance: Utterance, lang: str, languages: LanguageSettings, mode: str = "interpret") -> Side:
+    """The side after hearing the language: only an ambiguous direction can be overruled, and only
+    in interpret mode (the same-language modes expect the staff language from both sides)."""
+    if mode != "interpret" or side_is_confident(utterance):
         return utterance.side
     return "staff" if lang == languages.staff else "resident"
 

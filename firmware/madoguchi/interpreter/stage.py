@@ -59,20 +59,6 @@ class Interpreter:
             return languages
         return dataclasses.replace(languages, residents=(counter.resident_lang,), resident_weights=())
 
-    def _request(self, utterance: Utterance, counter: CounterState, languages: LanguageSettings) -> policy.LanguageRequest:
-        if counter.mode == "caption":  # a deaf resident at a Japanese counter: both sides in the staff language
-            if utterance.side == "resident" and counter.resident_lang is not None:
-                return policy.LanguageRequest(counter.resident_lang)
-            return policy.LanguageRequest(languages.staff)
-        if counter.mode == "easy_japanese":
-            if utterance.side == "staff":
-                return policy.LanguageRequest(languages.staff)
-            # The resident reads some Japanese and may speak it, or answer in their own language.
-            priors = {lang: p / 2 for lang, p in policy.resident_priors(languages, self.session_lang).items()}
-            priors[languages.staff] = 0.5
-            return policy.LanguageRequest(None, tuple(priors), priors)
-        return policy.language_request(utterance, languages, self.session_lang)
-
     def interpret(self, utterance: Utterance, decided_wall: float | None = None) -> Interpretation:
         """``decided_wall``: the clock when the front end closed it (default: now), for latency_ms."""
         decided_wall = self._clock() if decided_wall is None else decided_wall
@@ -80,14 +66,13 @@ class Interpreter:
         self._expire_session(utterance.start_s)
         self._last_end_s = utterance.end_s
         languages = self._languages(counter)
-        request = self._request(utterance, counter, languages)
+        request = policy.language_request(utterance, languages, self.session_lang, counter.mode, counter.resident_lang)
         t0 = self._clock()
         heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
         if heard.rejected == "low_confidence" and heard.lang_scores:
             heard = self._second_opinion(utterance, heard)
         t1 = self._clock()
-        # Same-language modes fix the language, so only the direction can tell the sides apart.
-        side = policy.speaker_side(utterance, heard.lang, languages) if counter.mode == "interpret" else utterance.side
+        side = policy.speaker_side(utterance, heard.lang, languages, counter.mode)
         translation = None
         if heard.rejected is None and heard.text:
             translation = self._translate(heard.text, heard.lang, side, counter, languages)
