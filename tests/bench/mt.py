@@ -12,12 +12,14 @@ each shape runs in its own process, the two variants alternating run by run, and
 resident-memory increase of each load is measured on its own.
 
 Models are generated once (int8 weights drawn directly, tied embeddings stored once as in real
-conversions) and cached under $MADOGUCHI_BENCH_MT_CACHE, default ~/.cache/madoguchi/bench-mt.
+conversions) and cached under $MADOGUCHI_BENCH_MT_CACHE, default ``bench-mt`` in the tests' cache (tests/cache.py),
+keyed on the shape and on what builds them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -30,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from tests.asr_assets import cpu_name, status_mb
+from tests.cache import cache_dir, made_by, stable_hash
 
 THREADS = 2
 TOKENS = 15
 ALLOWED = 8000
-BUILD_VERSION = 1
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,7 +77,14 @@ SHAPES = {s.name: s for s in (
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("MADOGUCHI_BENCH_MT_CACHE") or Path.home() / ".cache" / "madoguchi" / "bench-mt")
+    return Path(os.environ.get("MADOGUCHI_BENCH_MT_CACHE") or cache_dir("bench-mt"))
+
+
+def build_key(shape: Shape) -> str:
+    """A generated model is keyed on its shape and on what builds it: this code, the tokenizer trainer, CTranslate2."""
+    from tests import mt_models
+
+    return stable_hash({"shape": dataclasses.asdict(shape), "made_by": made_by([__file__, mt_models.__file__], ("ctranslate2", "numpy", "sentencepiece"))})[:12]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +173,7 @@ def build_random_model(shape: Shape, folder: Path) -> None:
 
 def model_folder(shape: Shape) -> Path:
     """The cached model, built on first use (into a temp folder, renamed when complete)."""
-    folder = cache_root() / f"{shape.name}-v{BUILD_VERSION}"
+    folder = cache_root() / f"{shape.name}-{build_key(shape)}"
     if (folder / "model.bin").is_file():
         return folder
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")

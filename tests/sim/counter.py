@@ -6,6 +6,7 @@ frames and azimuth convention.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,18 +21,17 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from . import speech
-from ._cache import cache_dir, stable_hash
+from tests.cache import cache_dir, made_by, stable_hash
+from . import scripts, spec as spec_module, talkers as talkers_module
 from .catalog import demo_spec, standard_scenes
 from .spec import ARRAY_GEOMETRIES, SceneSpec, TruthSegment, rotate_z
 from .talkers import Talker, place_talkers, talker_signals
 
-__all__ = ["ARRAY_GEOMETRIES", "GENERATOR_VERSION", "Scene", "SceneSpec", "TruthSegment",
-           "build_scene", "config_toml", "demo_spec", "standard_scenes"]
+__all__ = ["ARRAY_GEOMETRIES", "Scene", "SceneSpec", "TruthSegment",
+           "build_scene", "config_toml", "demo_spec", "scene_provenance", "standard_scenes"]
 
 log = logging.getLogger(__name__)
 
-# Bump when a change alters the files a given spec renders to (invalidates the scene cache).
-GENERATOR_VERSION = "scene-4"
 SIM_RATE = speech.SAMPLE_RATE  # rooms are simulated at 16 kHz; 48 kHz scenes are upsampled after
 MAX_ORDER_CAP = 50  # image-source order cap: RT60 0.9 s rooms stay at a few seconds per scene
 MIC_GAIN_SPREAD_DB = 1.0
@@ -62,9 +62,16 @@ class Scene:
         return json.loads(self.truth_path.read_text(encoding="utf-8"))
 
 
+@functools.cache
+def scene_provenance() -> dict:
+    """What a scene is made by besides its spec: the generator's code, the room simulator, the voices."""
+    room = made_by([__file__, spec_module.__file__, talkers_module.__file__, scripts.__file__],
+                   ("pyroomacoustics", "numpy", "scipy", "soundfile"))
+    return {"room": room, "speech": {engine: speech.engine_provenance(engine) for engine in speech.ENGINE_LIBRARIES}}
+
+
 def scene_key(spec: SceneSpec) -> str:
-    return stable_hash({"spec": asdict(spec), "scene": GENERATOR_VERSION,
-                        "speech": speech.GENERATOR_VERSION})
+    return stable_hash({"spec": asdict(spec), "made_by": scene_provenance()})
 
 
 def config_toml(spec: SceneSpec) -> str:
@@ -72,7 +79,7 @@ def config_toml(spec: SceneSpec) -> str:
     rows = ",\n".join("  [" + ", ".join(f"{round(v, 6) + 0.0:.6f}" for v in p) + "]"  # no -0.0
                       for p in spec.mic_positions())
     return (
-        f"# Madoguchi simulated counter scene {spec.name!r} (tests/sim, {GENERATOR_VERSION})\n"
+        f"# Madoguchi simulated counter scene {spec.name!r} (tests/sim)\n"
         "# Azimuths: degrees CCW from the array's +x axis, looking down on the array.\n"
         "[array]\n"
         f"mic_positions_m = [\n{rows},\n]\n\n"
@@ -167,8 +174,7 @@ def _render(spec: SceneSpec, out_dir: Path) -> None:
     sf.write(out_dir / "scene.wav", mix.T.astype(np.float32), spec.sample_rate, subtype=subtype)
     (out_dir / "scene.toml").write_text(config_toml(spec), encoding="utf-8")
     truth = {
-        "generator_version": GENERATOR_VERSION,
-        "speech_generator_version": speech.GENERATOR_VERSION,
+        "made_by": scene_provenance(),
         "spec": asdict(spec),
         "sample_rate": spec.sample_rate,
         "channels": spec.n_mics,
