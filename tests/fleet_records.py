@@ -12,7 +12,9 @@ NOW = 1_750_000_000.0  # a fixed "now" for everything time-based
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def utterance(seq: int, ts: float, *, lang: str | None = "ja", side: str = "staff", mode: str = "interpret", duration_s: float = 2.0, timings: dict | None = None, session: str = "a" * 32) -> dict:
+def utterance(seq: int, ts: float, *, lang: str | None = "ja", side: str | None = "staff", mode: str = "interpret", duration_s: float = 2.0, timings: dict | None = None,
+              session: str = "a" * 32, target_lang: str | None = "en", **more: object) -> dict:
+    """An utterance usage record; ``more`` adds fields (``rejected``: as boxes send a rejected one, pass lang/side/target_lang None)."""
     record = {
         "id": uuid.uuid4().hex,
         "seq": seq,
@@ -21,17 +23,28 @@ def utterance(seq: int, ts: float, *, lang: str | None = "ja", side: str = "staf
         "session": session,
         "side": side,
         "lang": lang,
-        "target_lang": "en",
+        "target_lang": target_lang,
         "mode": mode,
         "duration_s": duration_s,
         "side_confidence": 0.9,
         "timings_ms": {"asr": 300.0, "mt": 200.0} if timings is None else timings,
+        **more,
     }
     assert not problems("usage", record), problems("usage", record)
     return record
 
 
-def session_record(seq: int, ts: float, utterances: int = 2) -> dict:
+def rejected(seq: int, ts: float, reason: str = "no_speech", **kwargs: object) -> dict:
+    """A rejected utterance as boxes send it now: why, and no language, side or target."""
+    return utterance(seq, ts, lang=None, side=None, target_lang=None, rejected=reason, **kwargs)
+
+
+def legacy_rejected(seq: int, ts: float, lang: str = "ko", side: str = "resident", **kwargs: object) -> dict:
+    """A rejected utterance from a box older than the ``rejected`` field: its guessed language, no target."""
+    return utterance(seq, ts, lang=lang, side=side, target_lang=None, **kwargs)
+
+
+def session_record(seq: int, ts: float, utterances: int = 2, **more: object) -> dict:
     record = {
         "id": uuid.uuid4().hex,
         "seq": seq,
@@ -45,6 +58,7 @@ def session_record(seq: int, ts: float, utterances: int = 2) -> dict:
         "languages": ["ja"],
         "speech_s": 4.0,
         "mode": "interpret",
+        **more,
     }
     assert not problems("usage", record), problems("usage", record)
     return record

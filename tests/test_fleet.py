@@ -19,13 +19,14 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from madoguchi.config import MqttSettings
 from madoguchi.errors import MadoguchiError
-from madoguchi.fleet.collect import CollectStats, FleetStore, _handle, collect, latency_of
+from madoguchi.fleet import charts
+from madoguchi.fleet.collect import UNRECORDED, CollectStats, FleetStore, _handle, collect, latency_of, rejected_of
 from madoguchi.fleet.connect import close, connect, throwaway_client_id
 from madoguchi.fleet.errors import FleetConnectError, FleetInputError, FleetRefusedError, FleetTlsError
 from madoguchi.fleet.report import build_report, parse_since, summarize
 from madoguchi.fleet.status import BoxRow, apply_message, format_status
 from madoguchi.telemetry.schemas import problems
-from tests.fleet_records import NOW, PNG_MAGIC, event, health, online, session_record, utterance
+from tests.fleet_records import NOW, PNG_MAGIC, event, health, legacy_rejected, online, rejected, session_record, utterance
 
 
 # --- store --------------------------------------------------------------------------------
@@ -186,8 +187,8 @@ def test_report_from_synthetic_usage(tmp_path: Path) -> None:
         assert width >= 400 and height >= 150
     assert "<script" not in text and "http" not in text.split("</style>")[1].split("Generated")[0]
     overview = re.search(r"<h2>Summary</h2><table>.*?<tbody><tr>(.*?)</tr>", text).group(1)
-    assert re.findall(r"<td>([^<]*)</td>", overview) == ["3", "17", "2", "5", "1.3"]
-    assert "<td>hall/a</td><td>10</td><td>0</td><td>en ja vi</td><td>0.5</td><td>5</td><td>5</td><td>845</td>" in text
+    assert re.findall(r"<td>([^<]*)</td>", overview) == ["3", "17", "0", "2", "5", "1.3"]
+    assert "<td>hall/a</td><td>10</td><td>0</td><td>0</td><td>en ja vi</td><td>0.5</td><td>5</td><td>5</td><td>845</td>" in text
     assert "mic_lost" in text and "ko" not in re.sub(r"<style>.*?</style>", "", text, flags=re.DOTALL).split("Languages:")[1].split("</p>")[0]
 
 
@@ -268,3 +269,102 @@ def test_connect_errors_against_the_real_broker(broker, tmp_path: Path) -> None:
     client = connect(broker.mqtt_settings(admin, "x", "y", spool_path=tmp_path / "unused", protocol="3.1.1"), throwaway_client_id("test"))
     assert client.protocol == MQTTProtocolVersion.MQTTv311
     close(client)
+
+
+# --- speech that was not understood ---------------------------------------------------------
+
+
+def test_rejected_utterances_are_stored_apart_with_no_language_or_side(tmp_path: Path) -> None:
+    now_style = rejected(2, NOW, "low_confidence")
+    old_style = legacy_rejected(3, NOW, lang="ko")  # a box older than the field: the guessed language, no target
+    frontend_only = utterance(4, NOW, lang=None, target_lang=None)  # `--stages frontend`: never transcribed, not rejected
+    assert (rejected_of(now_style), rejected_of(old_style), rejected_of(frontend_only), rejected_of(utterance(1, NOW))) == ("low_confidence", UNRECORDED, None, None)
+    assert rejected_of(session_record(5, NOW)) is None
+    with FleetStore(tmp_path / "f.sqlite3") as store:
+        for record in (utterance(1, NOW), now_style, old_style, frontend_only):
+            store.add("s", "b", "usage", record)
+        store.commit()
+        got = {r.seq: r for r in store.records()}
+    assert (got[1].rejected, got[1].lang, got[1].side, got[1].understood) == (None, "ja", "staff", True)
+    assert (got[2].rejected, got[2].lang, got[2].side, got[2].understood) == ("low_confidence", None, None, False)
+    assert (got[3].rejected, got[3].lang, got[3].side) == (UNRECORDED, None, None)
+    assert got[3].payload["lang"] == "ko"  # the payload stays as the box sent it
+    assert got[4].understood and got[4].lang is None
+
+
+def test_a_database_from_before_the_rejected_column_is_upgraded_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    columns = ("id", "site", "box", "stream", "seq", "ts", "kind", "lang", "side", "mode", "session", "code", "duration_s", "latency_ms", "received_ts", "payload")
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE records (id TEXT PRIMARY KEY, site TEXT NOT NULL, box TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+        ts REAL NOT NULL, kind TEXT NOT NULL, lang TEXT, side TEXT, mode TEXT, session TEXT, code TEXT, duration_s REAL, latency_ms REAL,
+        received_ts REAL NOT NULL, payload TEXT NOT NULL);""")
+    for record in (utterance(1, NOW, lang="es"), legacy_rejected(2, NOW, lang="ko"), session_record(3, NOW)):
+        row = {**{c: record.get(c) for c in columns}, "site": "s", "box": "b", "stream": "usage", "received_ts": NOW, "payload": json.dumps(record)}
+        db.execute(f"INSERT INTO records ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
+    db.commit()
+    db.close()
+    with FleetStore(path) as store:
+        got = {r.seq: r for r in store.records()}
+        assert (got[1].rejected, got[1].lang) == (None, "es")
+        assert (got[2].rejected, got[2].lang, got[2].side) == (UNRECORDED, None, None)
+        assert got[3].rejected is None
+        store.add("s", "b", "usage", rejected(4, NOW))  # and new records go in as usual
+        store.commit()
+        assert store.count() == 4
+    with FleetStore(path) as store:  # opening it again changes nothing
+        assert [r.rejected for r in store.records()] == [None, UNRECORDED, None, "no_speech"]
+
+
+def test_the_report_counts_languages_from_understood_speech_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue: a 0.38 s fragment identified as Korean, rejected, was a Korean bar in the language plot."""
+    drawn: dict[str, dict] = {}
+    for name in ("stacked_bars", "stacked_hbars"):
+        real = getattr(charts, name)
+
+        def spy(path, labels, series, *args, _real=real, **kwargs):
+            drawn[Path(path).name] = {"labels": list(labels), "series": {k: list(v) for k, v in series.items()}}
+            return _real(path, labels, series, *args, **kwargs)
+
+        monkeypatch.setattr(charts, name, spy)
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        seq = iter(range(1, 100))
+        for n in range(4):
+            store.add("hall", "es-desk", "usage", utterance(next(seq), NOW - 600 * n, lang=["ja", "es"][n % 2], side=["staff", "resident"][n % 2], timings={"latency_ms": 900.0}))
+        store.add("hall", "es-desk", "usage", rejected(next(seq), NOW - 100, "low_confidence", timings={"latency_ms": 5000.0}))
+        store.add("hall", "es-desk", "usage", legacy_rejected(next(seq), NOW - 90, lang="ko", duration_s=0.38))
+        store.add("hall", "en-desk", "usage", utterance(next(seq), NOW - 80, lang="en", side="resident"))
+        store.add("hall", "en-desk", "usage", rejected(next(seq), NOW - 70, "hallucination"))
+        store.add("hall", "en-desk", "usage", rejected(next(seq), NOW - 60, "no_speech"))
+        store.add("hall", "idle", "usage", rejected(next(seq), NOW - 50, "no_speech"))  # noise at an empty counter
+        store.add("hall", "idle", "usage", session_record(next(seq), NOW - 40, utterances=0, rejected=1))
+        store.commit()
+        page = build_report(store, parse_since("1d"), tmp_path / "out", now=NOW)
+        summary = summarize(store.records(since_ts=NOW - 86400, until_ts=NOW))
+    assert summary.languages == ("en", "es", "ja") and (summary.utterances, summary.not_understood, summary.sessions) == (5, 5, 0)
+    es = next(b for b in summary.per_box if b.box == "es-desk")
+    assert (es.utterances, es.not_understood, es.staff, es.resident, es.latency_p95_ms) == (4, 2, 2, 2, pytest.approx(900.0))
+    hours = drawn["hours.png"]["series"]
+    assert set(hours) == {"ja", "es", "en"} and sum(map(sum, hours.values())) == 5  # no Korean bar, no "unknown" bar
+    assert sum(drawn["days.png"]["series"]["hall"]) == 5
+    assert drawn["sides.png"]["series"] == {"staff": [0, 2, 0], "resident": [1, 2, 0]}  # boxes sorted: en-desk, es-desk, idle
+    assert drawn["boxes.png"]["series"]["not understood"] == [2, 2, 1]
+    assert drawn["not_understood.png"]["series"] == {"no_speech": [1, 0, 1], "low_confidence": [0, 1, 0], "hallucination": [1, 0, 0], UNRECORDED: [0, 1, 0]}
+    text = page.read_text(encoding="utf-8")
+    assert '<img src="not_understood.png"' in text and (page.parent / "not_understood.png").read_bytes().startswith(PNG_MAGIC)
+    assert "<td>hall/es-desk</td><td>4</td><td>2</td>" in text and "<td>hall/es-desk</td><td>low_confidence</td><td>1</td>" in text
+    assert "ko" not in text.split("Languages:")[1].split("</p>")[0]
+
+
+def test_fleet_status_notes_a_box_whose_speech_comes_from_outside_its_sides() -> None:
+    rows: dict = {}
+    placement = {"off_sector": True, "window_s": 300.0, "heard_s": 20.9, "off_sector_s": 9.3, "share": 0.45,
+                 "directions": [{"azimuth_deg": 104.0, "seconds": 11.6, "side": "resident"}, {"azimuth_deg": 260.4, "seconds": 9.3, "side": None}]}
+    apply_message(rows, "madoguchi/v1/hall/b1/status", json.dumps(online()).encode())
+    apply_message(rows, "madoguchi/v1/hall/b1/health", json.dumps({**health(), "placement": placement}).encode())
+    apply_message(rows, "madoguchi/v1/hall/b2/health", json.dumps({**health(), "placement": {**placement, "off_sector": False}}).encode())
+    assert rows[("hall", "b1")].off_sector == "45 % from 260 deg" and rows[("hall", "b2")].off_sector is None
+    text = format_status(list(rows.values()), NOW)
+    assert "speech outside the sides (45 % from 260 deg): check [sides], madoguchi calibrate" in text
+    assert text.count("speech outside the sides") == 1
+

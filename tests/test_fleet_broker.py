@@ -167,7 +167,7 @@ def test_the_cli_entry_points_end_to_end(broker, tmp_path: Path, monkeypatch: py
     assert commands.run_status(admin, out, site=site) == 0
     assert out.getvalue().startswith("1 box: 1 online, 0 offline") and "0.5.0" in out.getvalue()
     page = commands.run_report("1h", tmp_path / "report", db)
-    assert re.search(r"<td>1</td><td>2</td><td>0</td><td>1</td><td>1.0</td>", page.read_text(encoding="utf-8"))
+    assert re.search(r"<td>1</td><td>2</td><td>0</td><td>0</td><td>1</td><td>1.0</td>", page.read_text(encoding="utf-8"))  # boxes, utterances, not understood, sessions, languages, minutes
     with pytest.raises(FleetInputError, match="--since '1 week'"):
         commands.run_report("1 week", tmp_path / "report", db)
     box = _as_box(broker, tmp_path, site, "k1")

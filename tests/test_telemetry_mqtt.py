@@ -237,28 +237,95 @@ def test_transcripts_travel_only_when_the_site_shares_them(broker, tmp_path: Pat
         assert not watcher.invalid
 
 
-def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path, speech_store) -> None:
-    config = box_config(broker, tmp_path, "demo", "replay")
-    demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
-    config.write_text(config.read_text() + "\n" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1].join(["[array]", ""]))
-    watcher = FleetWatcher(broker, "madoguchi/v1/demo/replay/#")
+def replay_over_mqtt(broker, topics: str, config: Path, recording: Path, speech_store) -> tuple[list[dict], FleetWatcher]:
+    """``madoguchi replay --json`` with telemetry on: the printed records, and what the fleet received."""
+    watcher = FleetWatcher(broker, topics)
     try:
-        result = subprocess.run([sys.executable, "-m", "madoguchi", "replay", "--no-system-config", "--config", str(config), "--json", str(demo / "counter-demo.flac")],
-                                capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "MADOGUCHI_MODELS_DIR": str(speech_store.root)})
+        result = subprocess.run([sys.executable, "-m", "madoguchi", "replay", "--no-system-config", "--config", str(config), "--json", str(recording)],
+                                capture_output=True, check=False, text=True, timeout=600, cwd=ROOT, env={**os.environ, "MADOGUCHI_MODELS_DIR": str(speech_store.root)})
         assert result.returncode == 0, result.stderr
         printed = [json.loads(line) for line in result.stdout.splitlines()]
         watcher.wait_for(lambda m: sum(1 for leaf, p, _ in m if leaf == "usage" and p["kind"] == "utterance") >= len(printed), 20, "usage")
         watcher.wait_for(lambda m: any(leaf == "usage" and p["kind"] == "session" for leaf, p, _ in m), 10, "the session record")
     finally:
         watcher.close()
+    return printed, watcher
+
+
+def test_replay_publishes_one_usage_record_per_utterance(broker, tmp_path: Path, speech_store) -> None:
+    config = box_config(broker, tmp_path, "demo", "replay")
+    demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
+    config.write_text(config.read_text() + "\n" + (demo / "counter-demo.toml").read_text().split("[array]", 1)[1].join(["[array]", ""]))
+    printed, watcher = replay_over_mqtt(broker, "madoguchi/v1/demo/replay/#", config, demo / "counter-demo.flac", speech_store)
     usage = watcher.usage()
-    assert [u["side"] for u in usage] == [p["side"] for p in printed]
+    # What the counter was shown: the side as printed (corrected by language ID), and nothing guessed for what was not understood.
+    assert [u["side"] for u in usage] == [None if p["rejected"] else p["side"] for p in printed]
+    assert [u["rejected"] for u in usage] == [p["rejected"] for p in printed]
     # Languages and every stage's timing are reported; the words are not (share_transcripts is off).
-    assert [u["lang"] for u in usage] == [p["lang"] for p in printed] and {"ja", "en"} <= {u["lang"] for u in usage}
+    assert [u["lang"] for u in usage] == [None if p["rejected"] else p["lang"] for p in printed] and {"ja", "en"} <= {u["lang"] for u in usage}
     assert all({"vad_ms", "asr_ms", "mt_ms", "latency_ms"} <= set(u["timings_ms"]) and "text" not in u and "translation" not in u for u in usage)
     session = next(p for leaf, p, _ in watcher.messages if leaf == "usage" and p["kind"] == "session")
-    assert session["utterances"] == len(printed) and session["by_side"]["staff"] + session["by_side"]["resident"] == len(printed)
+    understood = sum(1 for p in printed if not p["rejected"])
+    assert session["utterances"] == understood and session["by_side"]["staff"] + session["by_side"]["resident"] == understood
+    assert session["rejected"] == len(printed) - understood
     assert not watcher.invalid
+
+
+def test_speech_that_was_not_understood_reaches_the_fleet_as_such(broker, tmp_path: Path, speech_store) -> None:
+    """The issue's bar on a recording of our own: a Portuguese resident, quiet, three neighbours talking
+    (tests/sim s07). What ASR rejects is counted as rejected, with why, under no language or side; the
+    report built from what the fleet received counts languages from understood speech only."""
+    from madoguchi.fleet.collect import FleetStore
+    from madoguchi.fleet.report import summarize
+    from tests.sim.counter import build_scene, standard_scenes
+
+    scene = build_scene(next(spec for spec in standard_scenes() if spec.name.startswith("s07-")))
+    config = box_config(broker, tmp_path, "sim", "pt-desk")
+    config.write_text(config.read_text() + "\n" + scene.config_path.read_text())
+    printed, watcher = replay_over_mqtt(broker, "madoguchi/v1/sim/pt-desk/#", config, scene.wav_path, speech_store)
+    assert not watcher.invalid, watcher.invalid[:5]  # the schema forbids a language, side or words on a rejected record
+    usage = sorted({u["id"]: u for u in watcher.usage()}.values(), key=lambda u: u["seq"])  # the order the box printed them
+    rejected = [p for p in printed if p["rejected"]]
+    assert rejected and len(rejected) < len(printed), [(p["side"], p["lang"], p["rejected"]) for p in printed]  # this recording has both
+    assert len(usage) == len(printed)
+    for p, u in zip(printed, usage):
+        assert u["timings_ms"]["asr_ms"] == p["asr_ms"]
+        if p["rejected"]:
+            assert (u["rejected"], u["lang"], u["side"], u["target_lang"]) == (p["rejected"], None, None, None)
+        else:
+            assert (u["rejected"], u["lang"], u["side"]) == (None, p["lang"], p["side"])
+    with FleetStore(tmp_path / "fleet.sqlite3") as store:
+        for leaf, payload, _ in watcher.messages:
+            if leaf == "usage":
+                store.add("sim", "pt-desk", "usage", payload)
+        store.commit()
+        summary = summarize(store.records())
+    understood_langs = {p["lang"] for p in printed if not p["rejected"]}
+    assert set(summary.languages) == understood_langs
+    assert (summary.utterances, summary.not_understood) == (len(printed) - len(rejected), len(rejected))
+
+
+def test_the_service_says_in_health_when_the_sides_do_not_match_the_room(broker, tmp_path: Path) -> None:
+    """Live: the demo played in real time with the staff configured at 183 deg instead of 270."""
+    config = box_config(broker, tmp_path, "demo", "wrong-sides")
+    demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"
+    sides = (demo / "counter-demo.toml").read_text().replace("staff_azimuth_deg = 270.000", "staff_azimuth_deg = 183.0")
+    config.write_text(config.read_text() + '\n[display]\ndriver = "dummy"\n\n[controls]\nenabled = false\n\n[array]' + sides.split("[array]", 1)[1])
+    watcher = FleetWatcher(broker, "madoguchi/v1/demo/wrong-sides/#")
+    service = subprocess.Popen([sys.executable, "-m", "madoguchi", "run", "--stages", "frontend", "--no-system-config", "--config", str(config), "--replay", str(demo / "counter-demo.flac")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        watcher.wait_for(lambda m: any(leaf == "health" and (p.get("placement") or {}).get("off_sector") for leaf, p, _ in m), 60, "health saying the speech is off the sides")
+        _, err = service.communicate(timeout=60)  # the recording ends: the service stops by itself
+        assert service.returncode == 0, err[-2000:]
+    finally:
+        service.kill()
+        watcher.close()
+    placement = next(p["placement"] for leaf, p, _ in watcher.messages if leaf == "health" and (p.get("placement") or {}).get("off_sector"))
+    assert placement["window_s"] == 300.0 and placement["share"] >= 0.3
+    assert any(d["side"] is None and 250 <= d["azimuth_deg"] <= 270 for d in placement["directions"])
+    assert err.count("came from outside both sides' sectors") == 1 and "madoguchi calibrate" in err  # said once, in the log
+    assert not watcher.invalid, watcher.invalid[:5]
 
 
 def test_the_service_reports_usage_and_says_offline_on_sigterm(broker, tmp_path: Path) -> None:

@@ -124,6 +124,11 @@ class CounterUI:
         if self.faces is not None:
             self.faces.set_error(code)
 
+    def set_hint(self, code: str | None) -> None:
+        """A condition worth a look, not an error (the status LED stays steady): e.g. check_sides."""
+        if self.faces is not None:
+            self.faces.set_hint(code)
+
     # -- outputs ------------------------------------------------------------------------------------
     def _refresh(self) -> None:
         """Before each frame (the faces exist once open): the inputs that change without an event, and the LEDs."""

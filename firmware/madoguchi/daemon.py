@@ -22,10 +22,12 @@ from madoguchi.config import Settings
 from madoguchi.controls.counter import CounterState
 from madoguchi.counter_ui import CounterUI
 from madoguchi.display.faces import mic_level
-from madoguchi.events import Caption, Interpretation, SpeechSoFar, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, Utterance
+from madoguchi.frontend.pipeline import Frontend
+from madoguchi.frontend.placement import HINT_CODE, LIVE_WINDOW_S, Placement, PlacementTracker
 from madoguchi.frontend.vad import bundled_model_path
 from madoguchi.interpreter.pipeline import AudioState, Capture, Item, Stages
-from madoguchi.replay import build_frontend, caption_record, interpretation_record, usage_details, utterance_record
+from madoguchi.replay import build_frontend, caption_record, interpretation_record, placement_hint, usage_details, utterance_record
 from madoguchi.sdnotify import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -45,6 +47,36 @@ async def _report_audio_state(state: AudioState, previous: AudioState, box: dict
     event = ("error", state.state) if not healthy else ("recovered", "mic_back") if previous.state in ("mic_lost", "waiting_for_mic") else None
     if telemetry is not None and event is not None:
         await asyncio.get_running_loop().run_in_executor(None, telemetry.record_event, *event, state.detail)
+
+
+class _PlacementNotice:
+    """Say it once when most speech of the last minutes came from outside both sides (the log and the
+    faces' status line; health carries the verdict itself), and once when that is over."""
+
+    def __init__(self, settings: Settings, frontend: Frontend, ui: CounterUI) -> None:
+        self.settings, self.frontend, self.ui = settings, frontend, ui
+        self.tracker = PlacementTracker.for_settings(settings, LIVE_WINDOW_S)
+        self.verdict: Placement = self.tracker.verdict(0.0)  # replaced whole: health's thread reads it
+        self.shown = False
+
+    def heard(self, event: FrontendEvent) -> None:
+        self.tracker.heard(event)
+
+    def check(self) -> None:
+        self.verdict = self.tracker.verdict(self.frontend.audio_s)
+        if self.verdict.off_sector == self.shown:
+            return
+        self.shown = self.verdict.off_sector
+        if self.shown:
+            log.warning("%s (stop the service first: calibrate needs the array)", placement_hint(self.settings, self.verdict))
+        else:
+            log.info("speech comes from the configured sides again")
+        self.ui.set_hint(HINT_CODE if self.shown else None)
+
+    async def run(self, interval_s: float = 2.0) -> None:
+        while True:
+            self.check()
+            await asyncio.sleep(interval_s)
 
 
 async def _watchdog(notifier: SystemdNotifier, interval_s: float) -> None:
@@ -70,12 +102,14 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     box = {"audio_state": "starting", "last_error": None}
 
     ui: CounterUI | None = None  # opened once telemetry can report what fails
+    placement: _PlacementNotice | None = None
 
     def box_state() -> dict[str, object]:  # read by telemetry's health thread
+        heard = {"mic_level_dbfs": frontend.background_dbfs, **({"placement": placement.verdict.as_dict()} if placement is not None else {})}
         if ui is None or ui.faces is None:
-            return {**box, "mic_level_dbfs": frontend.background_dbfs}
+            return {**box, **heard}
         counter = ui.counter
-        return {**box, "mic_level_dbfs": frontend.background_dbfs, "panels": len(ui.faces.panels),
+        return {**box, **heard, "panels": len(ui.faces.panels),
                 "counter": {"mode": counter.mode, "resident_lang": counter.resident_lang, "muted": counter.muted, "swapped": counter.swapped}}
 
     def apply_live(new: Settings) -> None:
@@ -124,10 +158,11 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
             out.flush()
             return
         count += 1
-        out.write(json.dumps(interpretation_record(output), ensure_ascii=False) + "\n")
+        record = interpretation_record(output)
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
         if telemetry is not None:  # a spool append (fsync): off the event loop
-            details = usage_details(output)
+            details = usage_details(record, output.timings_ms)
             await loop.run_in_executor(None, lambda: telemetry.record_utterance(output.utterance, **details))
         notifier.notify(status=f"{count} utterances; last: {output.side} {output.lang} in {output.timings_ms['latency_ms']:.0f} ms")
 
@@ -155,6 +190,8 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
     watchdog_s = notifier.watchdog_interval_s()
     watchdog = asyncio.create_task(_watchdog(notifier, watchdog_s)) if watchdog_s else None
     ui_task = asyncio.create_task(ui.run(), name="faces")
+    placement = _PlacementNotice(settings, frontend, ui)
+    placement_task = asyncio.create_task(placement.run(), name="placement")
     notifier.notify(ready="1", status=f"madoguchi {__version__}: listening ({settings.array.n_mics} mics)")
     log.info("madoguchi %s listening, config %s", __version__, settings.digest())
     audio_state = AudioState("starting")
@@ -173,7 +210,8 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
                 audio_state = item
                 continue
             ui.heard(item.event)
-            if stages is not None and isinstance(item.event, (Utterance, SpeechSoFar)):
+            placement.heard(item.event)
+            if stages is not None and stages.takes(item.event):
                 stages.submit(item)
             elif isinstance(item.event, Utterance):
                 count += 1
@@ -186,7 +224,9 @@ async def serve(settings: Settings, source: AudioSource, out: TextIO, notifier: 
         stop()
         if watchdog:
             watchdog.cancel()
+        placement_task.cancel()
         await worker
+        placement.check()  # what the end of a recording (--replay) showed, before the faces close
         if stages is not None:
             await stages.finish()  # what was heard before the stop is still interpreted and counted
         ui_task.cancel()

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, TextIO
 from madoguchi.audio.wav import WavSource
 from madoguchi.config import Settings
 from madoguchi.display.frames import Moment, moment_of, write_frames
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechSoFar, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, Utterance
 from madoguchi.frontend.pipeline import Frontend
+from madoguchi.frontend.placement import Placement, PlacementTracker
 from madoguchi.frontend.vad import SileroVad
 from madoguchi.interpreter.latency import LatencyTable
 from madoguchi.timing import StageTimer
@@ -84,11 +85,23 @@ def interpretation_record(result: Interpretation) -> dict[str, object]:
     return record
 
 
-def usage_details(result: Interpretation) -> dict[str, object]:
-    """What telemetry's record_utterance adds to the utterance (words only leave if the site shares them)."""
-    translation = result.translation
-    return {"lang": result.lang, "target_lang": translation.target_lang if translation else None, "timings_ms": result.timings_ms, "mode": result.mode,
-            "text": result.text or None, "translation": translation.text if translation else None}
+def usage_details(record: dict[str, object], timings_ms: dict[str, float]) -> dict[str, object]:
+    """What telemetry's record_utterance adds to the utterance, from the record just printed
+    (``interpretation_record``): the fleet counts what the counter was shown, the side corrected by
+    language ID and ``rejected`` included (telemetry keeps a rejected one's guessed language out; words
+    only leave if the site shares them)."""
+    return {"side": record["side"], "lang": record["lang"], "target_lang": record["target_lang"], "rejected": record["rejected"],
+            "timings_ms": timings_ms, "mode": record["mode"], "text": record["text"] or None, "translation": record["translation"]}
+
+
+def placement_hint(settings: Settings, placement: Placement) -> str:
+    """The message for sides that do not match the room: what was heard where, and the command that fixes it."""
+    fleet = str(settings.paths.fleet_config)
+    local = [name for name in settings.sources if name != fleet]
+    config = local[-1] if local else "/etc/madoguchi/madoguchi.toml"
+    return (f"madoguchi: speech is being ignored: {placement.describe(settings.sides)}\n"
+            f"  the [sides] do not match where people speak; have each side talk in turn at the box while this learns their directions:\n"
+            f"  madoguchi calibrate --config {config} --live 8 --write {config}")
 
 
 def caption_record(caption: Caption) -> dict[str, object]:
@@ -152,7 +165,7 @@ async def interpret_recording(settings: Settings, recording: Path, interpreter: 
             if isinstance(item, Heard):
                 if on_heard is not None:
                     on_heard(item.event)
-                if isinstance(item.event, (Utterance, SpeechSoFar)):
+                if stages.takes(item.event):
                     stages.submit(item)
                 else:
                     log.debug("%s", item.event)
@@ -168,8 +181,11 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
 
     ``frames_dir``: also write every frame both faces would have shown (display/frames.py).
     """
+    placement = PlacementTracker.for_settings(settings)
     if stages == "frontend":
-        return _replay_frontend(settings, recording, out, as_json, realtime, telemetry)
+        count = _replay_frontend(settings, recording, out, as_json, realtime, telemetry, placement)
+        _say_placement(settings, placement.verdict(), summary)
+        return count
     source = recording_source(settings, recording)
     with source:  # a bad recording is reported before any model loads
         duration_s = source.duration_s
@@ -179,6 +195,7 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
     moments: list[Moment] = []
 
     def on_heard(event: FrontendEvent) -> None:
+        placement.heard(event)
         if frames_dir is not None:
             moments.append(moment_of(event))
 
@@ -197,7 +214,7 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
         latencies.add(output.timings_ms)
         count += 1
         if telemetry is not None:
-            telemetry.record_utterance(output.utterance, **usage_details(output))
+            telemetry.record_utterance(output.utterance, **usage_details(record, output.timings_ms))
 
     try:
         asyncio.run(interpret_recording(settings, recording, interpreter, on_output, realtime, on_heard))
@@ -207,6 +224,7 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
             telemetry.stop(drain_s=TELEMETRY_DRAIN_S)  # what does not go now stays spooled for next time
     if summary is not None and count:
         summary.write(latencies.format() + "\n")
+    _say_placement(settings, placement.verdict(), summary)
     if frames_dir is not None:
         written = write_frames(settings, moments, frames_dir, end_s=duration_s)
         if summary is not None:
@@ -214,10 +232,18 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
     return count
 
 
-def _replay_frontend(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool, telemetry: Telemetry | None) -> int:
+def _say_placement(settings: Settings, placement: Placement, summary: TextIO | None) -> None:
+    """Once per run, when most of the speech came from where neither side is (``frontend/placement.py``)."""
+    if placement.off_sector and summary is not None:
+        summary.write(placement_hint(settings, placement) + "\n")
+        summary.flush()
+
+
+def _replay_frontend(settings: Settings, recording: Path, out: TextIO, as_json: bool, realtime: bool, telemetry: Telemetry | None, placement: PlacementTracker) -> int:
     count = 0
     try:
         for event in frontend_events(settings, recording, realtime=realtime):
+            placement.heard(event)
             if not isinstance(event, Utterance):
                 log.debug("%s", event)
                 continue

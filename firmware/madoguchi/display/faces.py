@@ -77,6 +77,9 @@ class Faces:
     def set_error(self, code: str | None) -> None:
         self.around = dataclasses.replace(self.around, error=code)
 
+    def set_hint(self, code: str | None) -> None:
+        self.around = dataclasses.replace(self.around, hint=code)
+
     def set_mic_level(self, level: float) -> None:
         self.around = dataclasses.replace(self.around, mic_level=round(level, 1))  # steps: fewer redraws
 

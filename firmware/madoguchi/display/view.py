@@ -25,7 +25,7 @@ class StatusLine:
     mic_level: float  # 0.0 (background) … 1.0 (loud speech)
     muted: bool  # privacy mute: no speech is processed
     broker: Broker
-    error: str | None  # the last error's code, e.g. mic_lost
+    error: str | None  # the last error's code, e.g. mic_lost; else a hint's (check_sides)
     mode: str  # interpret | caption | easy_japanese
     operator_call: bool = False  # a remote interpreter has been called
 

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 DPI = 100
 WIDE = (9.0, 3.8)
+GREY = "#9e9e9e"  # what is set apart (speech not understood)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -52,13 +53,14 @@ def stacked_bars(path: Path, labels: Sequence[str], series: Mapping[str, Sequenc
     return _save(fig, path)
 
 
-def stacked_hbars(path: Path, labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, xlabel: str) -> Path:
-    """Horizontal bars, one row per label (boxes), top to bottom in the given order."""
+def stacked_hbars(path: Path, labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, xlabel: str, colors: Mapping[str, str] | None = None) -> Path:
+    """Horizontal bars, one row per label (boxes), top to bottom in the given order; ``colors`` fixes some series' colours."""
     fig = Figure(figsize=(9.0, max(2.2, 0.32 * len(labels) + 1.3)))
     ax = fig.add_subplot()
     y = np.arange(len(labels))
     left = np.zeros(len(labels))
     for (name, values), color in zip(series.items(), _colors(len(series))):
+        color = (colors or {}).get(name, color)
         widths = np.asarray(values, dtype=float)
         ax.barh(y, widths, left=left, label=name, color=color, height=0.7)
         left += widths

@@ -4,6 +4,10 @@ The collector uses a persistent session under a fixed client id (``collector_cli
 the broker keeps its subscriptions and queues QoS 1 messages while it is away; a message is
 acknowledged only after it is committed, so a crash makes the broker resend it rather than lose
 it. QoS 1 may deliver twice: records are unique by their ``id``.
+
+An utterance in which the box's ASR found no words is stored as ``rejected`` (why), with no
+language and no side. Records from boxes older than that field say so another way (see
+``rejected_of``); a database made before the column existed gains it, filled in, when opened.
 """
 
 from __future__ import annotations
@@ -44,13 +48,15 @@ CREATE TABLE IF NOT EXISTS records (
     lang TEXT, side TEXT, mode TEXT, session TEXT, code TEXT,
     duration_s REAL,
     latency_ms REAL,              -- timings_ms.latency_ms, else the sum of the timings
+    rejected TEXT,                -- utterances: why ASR found no words (then lang and side are NULL); NULL: understood
     received_ts REAL NOT NULL,
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_box_seq ON records (site, box, seq);
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 """
-_COLUMNS = ("id", "site", "box", "stream", "seq", "ts", "kind", "lang", "side", "mode", "session", "code", "duration_s", "latency_ms", "received_ts", "payload")
+_COLUMNS = ("id", "site", "box", "stream", "seq", "ts", "kind", "lang", "side", "mode", "session", "code", "duration_s", "latency_ms", "rejected", "received_ts", "payload")
+UNRECORDED = "unrecorded"  # a rejected utterance from a box that did not yet say why
 
 
 def default_db_path() -> Path:
@@ -71,6 +77,20 @@ def latency_of(payload: dict[str, Any]) -> float | None:
     return float(sum(timings.values())) if timings else None
 
 
+def rejected_of(payload: dict[str, Any]) -> str | None:
+    """Why an utterance was not understood (None: understood, or not an utterance).
+
+    Boxes say it in ``rejected``. Records made before that field existed still tell: every
+    understood utterance has had a target language since the first release (its translation's,
+    or its own in caption mode), while a rejected one kept the language guessed for it and none.
+    """
+    if payload.get("kind") != "utterance":
+        return None
+    if "rejected" in payload:
+        return payload["rejected"]
+    return UNRECORDED if payload.get("lang") is not None and payload.get("target_lang") is None else None
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
@@ -87,8 +107,14 @@ class Record:
     code: str | None
     duration_s: float | None
     latency_ms: float | None
+    rejected: str | None  # utterances: why ASR found no words (lang and side are then None)
     received_ts: float
     payload: dict[str, Any]
+
+    @property
+    def understood(self) -> bool:
+        """An utterance the box found words in (what languages and sides are counted from)."""
+        return self.kind == "utterance" and self.rejected is None
 
 
 class FleetStore:
@@ -101,9 +127,22 @@ class FleetStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_rejected_column()
+
+    def _add_rejected_column(self) -> None:
+        """A database made before ``rejected`` existed: add the column and fill it from the stored payloads."""
+        if "rejected" in {row[1] for row in self._db.execute("PRAGMA table_info(records)")}:
+            return
+        with self._db:  # one transaction: a crash leaves the old table, and the next open does it again
+            self._db.execute("ALTER TABLE records ADD COLUMN rejected TEXT")
+            rows = self._db.execute("SELECT id, payload FROM records WHERE kind = 'utterance'").fetchall()
+            found = [(reason, key) for key, payload in rows if (reason := rejected_of(json.loads(payload))) is not None]
+            self._db.executemany("UPDATE records SET rejected = ?, lang = NULL, side = NULL WHERE id = ?", found)
+        log.info("%s: added the rejected column (%d of %d utterances were not understood)", self.path, len(found), len(rows))
 
     def add(self, site: str, box: str, stream: str, payload: dict[str, Any], received_ts: float | None = None) -> bool:
         """Store one (valid) usage or event record; False if its id is already stored. Call ``commit`` after."""
+        rejected = rejected_of(payload)
         row = (
             payload["id"],
             site,
@@ -112,13 +151,14 @@ class FleetStore:
             payload["seq"],
             payload["ts"],
             payload["kind"],
-            payload.get("lang"),
-            payload.get("side"),
+            None if rejected else payload.get("lang"),  # a language guessed for noise is no language
+            None if rejected else payload.get("side"),
             payload.get("mode"),
             payload.get("session"),
             payload.get("code"),
             payload.get("duration_s"),
             latency_of(payload) if payload["kind"] == "utterance" else None,
+            rejected,
             time.time() if received_ts is None else received_ts,
             json.dumps(payload, separators=(",", ":"), sort_keys=True),
         )

@@ -15,7 +15,7 @@ from typing import TextIO
 from madoguchi.config import MqttSettings
 from madoguchi.fleet.collect import DRAIN_IDLE_S, CollectStats, FleetStore, collect, collector_client_id, default_db_path
 from madoguchi.fleet.connect import close, connect, throwaway_client_id
-from madoguchi.fleet.errors import FleetInputError
+from madoguchi.fleet.errors import FleetExtraMissingError, FleetInputError
 from madoguchi.fleet.status import collect_status, format_status
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,21 @@ def run_collect(mqtt: MqttSettings, db: Path | None = None, duration_s: float | 
     return stats
 
 
+def require_report_tools() -> None:
+    """The report draws with matplotlib, the ``admin`` extra (the boxes never need it, so the box's
+    own install leaves it out): if it cannot be imported, say what to install, in one line."""
+    try:
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError as err:
+        raise FleetExtraMissingError(
+            f"fleet report draws its charts with matplotlib, which cannot be imported here ({err}): install the admin extra, "
+            "`pip install 'madoguchi[admin]'` (in a clone: `.venv/bin/pip install -e '.[admin]'`)"
+        ) from err
+
+
 def run_report(since: str, out_dir: Path, db: Path | None = None) -> Path:
     """Write the HTML report for ``since`` ("7d", "12h", "30m") into ``out_dir``; returns index.html's path."""
+    require_report_tools()
     from madoguchi.fleet.report import build_report, parse_since  # matplotlib: only the report needs it
 
     seconds = parse_since(since)

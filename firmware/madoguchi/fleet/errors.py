@@ -27,3 +27,9 @@ class FleetInputError(MadoguchiError, ValueError):
     """A fleet tool was given something it cannot use (empty [mqtt] host, a bad --since)."""
 
     code = "fleet_input"
+
+
+class FleetExtraMissingError(MadoguchiError, ImportError):
+    """A fleet tool needs a package of an optional extra that is not installed (``fleet report``: matplotlib)."""
+
+    code = "missing_extra"

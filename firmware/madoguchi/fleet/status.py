@@ -46,6 +46,7 @@ class BoxRow:
     mode: str | None = None  # interpret | caption | easy_japanese, as the clerk's button left it
     muted: bool = False
     panels: int | None = None  # OLED panels working, of 2
+    off_sector: str | None = None  # health's placement verdict: most speech from outside both sides, and from where
     problems: tuple[str, ...] = field(default=())  # payloads that broke their schema
 
     @property
@@ -93,8 +94,18 @@ def apply_message(rows: dict[tuple[str, str], BoxRow], topic: str, payload: byte
             mode=(data.get("counter") or {}).get("mode"),
             muted=bool((data.get("counter") or {}).get("muted")),
             panels=data.get("panels"),
+            off_sector=_off_sector(data.get("placement")),
         )
     rows[(site, box)] = row
+
+
+def _off_sector(placement: dict | None) -> str | None:
+    """'45 % from 261 deg' when the box says most speech came from outside both sides' sectors, else None."""
+    if not placement or not placement.get("off_sector"):
+        return None
+    outside = [d for d in placement.get("directions", []) if d.get("side") is None]
+    where = f" from {outside[0]['azimuth_deg']:.0f} deg" if outside else ""
+    return f"{100 * placement['share']:.0f} %{where}"
 
 
 def collect_status(client: mqtt_client.Client, wait_s: float = 2.0, *, site: str | None = None) -> list[BoxRow]:
@@ -150,6 +161,8 @@ def _cells(row: BoxRow, now: float) -> list[str]:
         notes.append(f"no news for {_age(now - seen)[:-4]}" if seen is not None else "stale")
     if row.panels is not None and row.panels < 2:
         notes.append(f"{row.panels}/2 panels")
+    if row.off_sector:
+        notes.append(f"speech outside the sides ({row.off_sector}): check [sides], madoguchi calibrate")
     notes += [f"invalid {p}" for p in row.problems]
     mode = "-" if row.mode is None else row.mode.replace("easy_japanese", "easy-ja") + (",muted" if row.muted else "")
     return [_state(row, now), row.site, row.box, last, row.version or "-", temp, mode, row.last_error or "-", spool, "; ".join(notes)]

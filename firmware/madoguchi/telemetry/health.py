@@ -66,8 +66,9 @@ def disk_free_mb(path: str) -> float | None:
 
 
 def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str | None, last_error: str | None, spool: dict[str, Any], ts: float,
-             panels: int | None = None, counter: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One health message (schemas/health.schema.json)."""
+             panels: int | None = None, counter: dict[str, Any] | None = None, placement: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One health message (schemas/health.schema.json). ``placement``: where the last minutes' speech
+    came from, and whether most of it came from outside both sides (the front end's verdict)."""
     total, available = memory_mb()
     return {
         "ts": round(ts, 3),
@@ -83,5 +84,6 @@ def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str |
         "last_error": last_error,
         "panels": panels,
         "counter": counter,
+        "placement": placement,
         "spool": spool,
     }

@@ -2,6 +2,12 @@
 
 Usage records carry counts, languages, durations and timings. The words themselves (``text``,
 ``translation``) are added only when the site has set ``[mqtt] share_transcripts = true``.
+
+They say what happened: an utterance in which ASR found no words (``rejected``: no_speech,
+hallucination, repetition, low_confidence, empty) is counted as rejected, with why, and under no
+language and no side: the language identified on noise, and the side it corrected, were guesses.
+Records spooled before ``rejected`` existed lack the key; the fleet side reads those too
+(``fleet/collect.py``).
 """
 
 from __future__ import annotations
@@ -29,21 +35,28 @@ def status_offline(reason: str, ts: float | None = None) -> dict[str, Any]:
 
 
 def utterance_usage(utterance: Utterance, session: str, *, mode: str = "interpret", lang: str | None = None, target_lang: str | None = None,
-                    timings_ms: dict[str, float] | None = None, text: str | None = None, translation: str | None = None, share_transcripts: bool = False) -> dict[str, Any]:
-    """One utterance's usage record (without id/seq/ts: the spool assigns those)."""
+                    timings_ms: dict[str, float] | None = None, text: str | None = None, translation: str | None = None, share_transcripts: bool = False,
+                    side: str | None = None, rejected: str | None = None) -> dict[str, Any]:
+    """One utterance's usage record (without id/seq/ts: the spool assigns those).
+
+    ``side``: the side the counter was shown (corrected by language ID), default the front end's.
+    ``rejected``: why ASR found no words; such a record carries no language, side or words.
+    """
+    understood = rejected is None
     record: dict[str, Any] = {
         "kind": "utterance",
         "session": session,
-        "side": utterance.side,
-        "lang": lang,
-        "target_lang": target_lang,
+        "side": (side or utterance.side) if understood else None,
+        "lang": lang if understood else None,
+        "target_lang": target_lang if understood else None,
+        "rejected": rejected,
         "mode": mode,
         "duration_s": round(utterance.duration_s, 3),
         "side_confidence": utterance.side_confidence,
         # The endpointer's share of the latency is known for every utterance; later stages add theirs.
         "timings_ms": {k: round(v, 1) for k, v in {"endpoint_ms": (utterance.decided_at_s - utterance.end_s) * 1000, **(timings_ms or {})}.items()},
     }
-    if share_transcripts:  # the one place words may enter telemetry, and only when asked to
+    if share_transcripts and understood:  # the one place words may enter telemetry, and only when asked to
         if text is not None:
             record["text"] = text
         if translation is not None:
@@ -67,12 +80,16 @@ class Session:
     speech_s: float = 0.0
     by_side: dict[str, int] = field(default_factory=lambda: {"staff": 0, "resident": 0})
     languages: set[str] = field(default_factory=set)
+    rejected: int = 0  # utterances in which ASR found no words: not in the counts above
 
-    def add(self, utterance: Utterance, ts: float, lang: str | None) -> None:
+    def add(self, utterance: Utterance, ts: float, lang: str | None, side: str | None = None, rejected: str | None = None) -> None:
+        self.last_ts = ts
+        if rejected is not None:
+            self.rejected += 1
+            return
         self.utterances += 1
         self.speech_s += utterance.duration_s
-        self.by_side[utterance.side] += 1
-        self.last_ts = ts
+        self.by_side[side or utterance.side] += 1
         if lang:
             self.languages.add(lang)
 
@@ -86,6 +103,7 @@ class Session:
             "by_side": dict(self.by_side),
             "languages": sorted(self.languages),
             "speech_s": round(self.speech_s, 3),
+            "rejected": self.rejected,
             "mode": self.mode,
         }
 
@@ -98,15 +116,17 @@ class SessionTracker:
         self._new_id = new_id
         self.current: Session | None = None
 
-    def on_utterance(self, utterance: Utterance, ts: float, lang: str | None = None, mode: str = "interpret") -> tuple[str, dict[str, Any] | None]:
+    def on_utterance(self, utterance: Utterance, ts: float, lang: str | None = None, mode: str = "interpret", *,
+                     side: str | None = None, rejected: str | None = None) -> tuple[str, dict[str, Any] | None]:
         """The session this utterance belongs to, and the record of a session it ended, if any.
 
         A session's ``mode`` is the last one used in it: a clerk who switches to captions for a
-        deaf resident does so at the start of the conversation."""
+        deaf resident does so at the start of the conversation. A rejected utterance keeps the
+        session going but is counted apart (``rejected``), never as an utterance, side or language."""
         ended = self.expire(ts)
         if self.current is None:
             self.current = Session(self._new_id(), started_ts=ts - utterance.duration_s, last_ts=ts)
-        self.current.add(utterance, ts, lang)
+        self.current.add(utterance, ts, lang, side, rejected)
         self.current.mode = mode
         return self.current.id, ended
 

@@ -43,7 +43,7 @@ class Telemetry:
         self.topics = Topics.for_settings(settings.mqtt)
         self._layers = layers
         self._models = models or []
-        self._box_state = box_state  # mic_level_dbfs, audio_state, last_error from the daemon
+        self._box_state = box_state  # mic_level_dbfs, audio_state, last_error, placement … from the daemon
         self._on_settings = on_settings
         self._clock = clock
         mqtt = settings.mqtt
@@ -87,7 +87,8 @@ class Telemetry:
     # --- what the pipeline reports ---
     def record_utterance(self, utterance: Utterance, **details: Any) -> None:
         now = self._clock()
-        session, ended = self.sessions.on_utterance(utterance, now, details.get("lang"), details.get("mode", "interpret"))
+        session, ended = self.sessions.on_utterance(utterance, now, details.get("lang"), details.get("mode", "interpret"),
+                                                    side=details.get("side"), rejected=details.get("rejected"))
         if ended:
             self._append(self.topics.usage, ended)
         record = messages.utterance_usage(utterance, session, share_transcripts=self.settings.mqtt.share_transcripts, **details)
@@ -133,7 +134,7 @@ class Telemetry:
         state = self._box_state()
         return health.readings(self.settings.paths.state_dir, mic_level_dbfs=state.get("mic_level_dbfs"), audio_state=state.get("audio_state"),
                                last_error=state.get("last_error"), spool=self.spool.stats().as_health(), ts=self._clock(),
-                               panels=state.get("panels"), counter=state.get("counter"))
+                               panels=state.get("panels"), counter=state.get("counter"), placement=state.get("placement"))
 
     def publish_health(self) -> None:
         self.link.publish(self.topics.health, _json(self.health_message()), retain=True)
