@@ -91,6 +91,8 @@ def test_thresholds_come_from_settings():
     "Đi đi, " + "đi, " * 30,
     "the the the the the",
     "はいはいはいはいはいはいはいはい",
+    "国民健康保険、国民健康保険、国民健康保険",  # a 0.35 s fragment, decoded as a loop of a long phrase
+    "Thank you. Thank you. Thank you.",
 ])
 def test_loops_are_rejected(text):
     assert rejection_reason(text, **CLEAR) == "repetition"
@@ -102,6 +104,7 @@ def test_repetition_measures():
     assert compression_ratio("Where do I submit the change of address form?") < 1.5
     assert repeated_run("a b c d e f") == 0.0
     assert repeated_run("はい、はい。") == 0.0  # two is not a loop
+    assert repeated_run("はい、はい、はい") == 0.0  # three short ones are a reply, a long phrase three times a loop
     assert repeated_run("go go go go home") == pytest.approx(0.8)
     assert rejection_reason("go go go go home now please thanks", **CLEAR) is None  # 4 of 8 words: not over half
 
@@ -156,6 +159,8 @@ def test_reciting_the_prompt_is_an_echo_but_using_its_words_is_not() -> None:
     assert not echoes_prompt("住民票の写しと在留カードをお願いします。", prompt)  # two terms: real speech
     assert not echoes_prompt("転入届と住民票と在留カード", prompt)  # three terms, not in the prompt's order
     assert not echoes_prompt("住民票、在留カード、転入届", "")
+    assert echoes_prompt("国民健康保険、国民健康保険", vocabulary_prompt(["転入届", "国民健康保険"], "ja"))  # nothing but a prompt term, twice
+    assert not echoes_prompt("国民健康保険ですね。", vocabulary_prompt(["転入届", "国民健康保険"], "ja"))
 
 
 def test_an_echo_of_the_prompt_is_rejected_as_a_hallucination() -> None:

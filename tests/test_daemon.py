@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from madoguchi.audio.source import AudioSource
@@ -171,7 +172,8 @@ def test_status_never_blocks_on_a_listener_that_stopped_reading(listener: Notify
 
 
 def test_a_failing_utterance_is_reported_and_the_service_goes_on(listener: NotifyListener, speech_store, tmp_path: Path) -> None:
-    """ASR failing on one utterance (injected into the real recognizer) loses that one only."""
+    """ASR failing on one utterance (injected into the real recognizer) loses that one only. (Every pass
+    over it fails: the early ones in its pauses and the final one, all starting with the same audio.)"""
     import soundfile
 
     from madoguchi.asr.errors import AsrEngineError
@@ -187,9 +189,9 @@ def test_a_failing_utterance_is_reported_and_the_service_goes_on(listener: Notif
 
     def flaky(audio, **kwargs):
         if not kwargs.get("partial"):
-            calls.append(kwargs)
-        if len(calls) == 1 and not kwargs.get("partial"):
-            raise AsrEngineError("whisper.cpp transcription failed (status -7)")
+            calls.append(audio[:1600].copy())
+            if np.allclose(calls[-1], calls[0], atol=1e-3):  # the beam of a longer span differs by rounding
+                raise AsrEngineError("whisper.cpp transcription failed (status -7)")
         return real(audio, **kwargs)
 
     interpreter.recognizer.transcribe = flaky

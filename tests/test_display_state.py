@@ -50,6 +50,16 @@ def test_staff_words_reach_the_resident_translated_and_echo_on_the_staff_face() 
     assert faces["resident"].shown_for_s == pytest.approx(0.5)
 
 
+def test_before_the_resident_spoke_the_clerks_language_guess_is_marked_as_one() -> None:
+    """The first staff turn goes to the site's most likely language: both faces say "VI?" until the resident speaks."""
+    state = ds.said(DisplayState(), interpretation("staff", "ja", "少々お待ちください。", "vi", "Xin vui lòng đợi một chút."), "interpret", 10.0, CLEAR)
+    faces = views(state, 10.5)
+    assert faces["resident"].status.own_lang == "vi?" and faces["staff"].status.other_lang == "vi?"
+    state = ds.said(state, interpretation("resident", "en", "Sorry, English please.", "ja", "英語でお願いします。"), "interpret", 12.0, CLEAR)
+    assert views(state, 12.5)["resident"].status.own_lang == "en"  # the resident's own words settle it
+    assert views(state, 12.5 + CLEAR + 1)["resident"].status.own_lang == "auto"  # and it is forgotten with them
+
+
 def test_resident_words_reach_the_staff_in_japanese_and_name_the_resident_language() -> None:
     state = ds.said(DisplayState(), interpretation("resident", "vi", "Tôi muốn đăng ký.", "ja", "登録したいです。"), "interpret", 5.0, CLEAR)
     faces = views(state, 6.0)

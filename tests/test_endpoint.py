@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from madoguchi.config import VadSettings
 from madoguchi.frontend import endpoint
-from madoguchi.frontend.endpoint import Closed, Discarded, EndpointTiming, FrameEvidence, Opened
+from madoguchi.frontend.endpoint import Closed, Discarded, EndpointTiming, FrameEvidence, Opened, Paused
 
 FRAME_MS = 32.0
 TIMING = EndpointTiming.from_settings(
@@ -127,3 +127,54 @@ def test_invariants_on_any_sequence(sequence: list[tuple[float, float, str | Non
             last_end = e.end
             is_open = False
     assert not is_open
+
+
+LONG_HANGOVER = EndpointTiming.from_settings(
+    VadSettings(min_speech_ms=64, hangover_ms=800, early_asr_ms=320, min_utterance_ms=160, max_utterance_s=20.0, energy_gate_db=6.0, hold_gate_db=3.0, turn_change_ms=224), FRAME_MS
+)
+
+
+def test_a_pause_says_paused_and_a_longer_silence_closes_the_same_utterance() -> None:
+    events = run([0.9] * 20 + [0.0] * 30, timing=LONG_HANGOVER)
+    assert events == [(1, Opened(0)), (29, Paused(0, 20)), (44, Closed(0, 20, "silence"))]  # 320 ms, then 800 ms after the last speech
+
+
+def test_a_talker_who_goes_on_after_a_pause_stays_one_utterance() -> None:
+    # A 0.6 s pause between two sentences of one turn: paused (ASR may start), then one utterance.
+    events = run([0.9] * 20 + [0.0] * 19 + [0.9] * 15 + [0.0] * 30, timing=LONG_HANGOVER)
+    assert [e for _, e in events] == [Opened(0), Paused(0, 20), Paused(0, 54), Closed(0, 54, "silence")]
+
+
+def test_no_pause_is_said_for_what_is_too_short_to_be_an_utterance() -> None:
+    assert [e for _, e in run([0.9] * 3 + [0.0] * 30, timing=LONG_HANGOVER)] == [Opened(0), Discarded(0, 3)]
+
+
+def test_after_a_pause_only_real_speech_resumes_the_utterance() -> None:
+    # 20 speech frames, a 0.4 s pause, then murmur that would hold an utterance but not start one.
+    murmur = [0.9] * 20 + [0.0] * 12 + [0.4] * 10 + [0.0] * 30
+    assert [e for _, e in run(murmur, timing=LONG_HANGOVER)] == [Opened(0), Paused(0, 20), Closed(0, 20, "silence")]
+    # Inside the first 320 ms of a gap the same murmur still holds it (hysteresis within a phrase).
+    held = [0.9] * 20 + [0.0] * 4 + [0.4] * 10 + [0.0] * 30
+    assert [e for _, e in run(held, timing=LONG_HANGOVER)] == [Opened(0), Paused(0, 34), Closed(0, 34, "silence")]
+    # Real speech after the pause goes on with the same utterance.
+    resumed = [0.9] * 20 + [0.0] * 12 + [0.9] * 10 + [0.0] * 30
+    assert [e for _, e in run(resumed, timing=LONG_HANGOVER)] == [Opened(0), Paused(0, 20), Paused(0, 42), Closed(0, 42, "silence")]
+
+
+def test_speech_after_a_pause_is_counted_before_it_decides_whose_turn_it_is() -> None:
+    # The clerk stops; 0.4 s later (inside the 0.8 s hangover) the resident speaks for 0.5 s.
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 16 + [0.0] * 30
+    sides = ["staff"] * 20 + [None] * 12 + ["resident"] * 16 + [None] * 30
+    events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
+    assert events == [Opened(0), Paused(0, 20), Closed(0, 20, "turn"), Opened(32), Paused(32, 48), Closed(32, 48, "silence")]
+    # The clerk going on after the pause, two of its frames heard from the other side (the room): one utterance.
+    sides = ["staff"] * 20 + [None] * 12 + ["staff", "resident", "staff", "resident"] + ["staff"] * 12 + [None] * 30
+    assert [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)] == [Opened(0), Paused(0, 20), Paused(0, 48), Closed(0, 48, "silence")]
+
+
+def test_a_short_reply_inside_the_hangover_is_its_own_turn() -> None:
+    # "Sí." (5 frames) 0.4 s after the clerk stopped: fewer frames than a turn needs, settled at the hangover's end.
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 5 + [0.0] * 30
+    sides = ["staff"] * 20 + [None] * 12 + ["resident"] * 5 + [None] * 30
+    events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
+    assert events == [Opened(0), Paused(0, 20), Paused(0, 37), Closed(0, 20, "turn"), Opened(32), Closed(32, 37, "silence")]

@@ -16,26 +16,28 @@ import pytest
 from madoguchi.config import load_settings
 from madoguchi.replay import run_replay
 from tests.asr_assets import cer, wer
+from tests.sim.score import assign
+from tests.sim.spec import TruthSegment
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
 TRUTH = json.loads((DEMO / "counter-demo.truth.json").read_text(encoding="utf-8"))
+SEGMENTS = [TruthSegment(**{k: s[k] for k in ("start_s", "end_s", "side", "lang", "text", "azimuth_deg")}, speech_spans=tuple(map(tuple, s["speech_spans"]))) for s in TRUTH["segments"]]
 
 
-def replay(store, realtime: bool = False, frames_dir: Path | None = None) -> tuple[list[dict], str]:
-    settings = load_settings(DEMO / "counter-demo.toml", system_layers=False)
+SETTINGS = load_settings(DEMO / "counter-demo.toml", system_layers=False)
+
+
+def replay(store, realtime: bool = False, frames_dir: Path | None = None, settings=SETTINGS) -> tuple[list[dict], str]:
     out, summary = io.StringIO(), io.StringIO()
     run_replay(settings, DEMO / "counter-demo.flac", out, as_json=True, realtime=realtime, model_root=store.root, summary=summary, frames_dir=frames_dir)
     return [json.loads(line) for line in out.getvalue().splitlines()], summary.getvalue()
 
 
 def by_turn(records: list[dict]) -> list[tuple[dict, list[dict]]]:
-    """Each truth turn with the final records whose speech lies in it."""
+    """Each truth turn with the final records that overlap it more than any other turn."""
     finals = [r for r in records if not r.get("partial")]
-    turns = []
-    for segment in TRUTH["segments"]:
-        inside = [r for r in finals if r["start_s"] < segment["end_s"] and r["end_s"] > segment["start_s"]]
-        turns.append((segment, inside))
-    return turns
+    owner = assign(SEGMENTS, finals)
+    return [(segment, [r for r, o in zip(finals, owner) if o == k]) for k, segment in enumerate(TRUTH["segments"])]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,23 @@ def test_each_side_reads_the_other_language(demo_records) -> None:
 def test_timings_and_summary(demo_records) -> None:
     records, summary = demo_records
     for record in records:
-        assert record["vad_ms"] == pytest.approx(320, abs=40)  # the endpointer's hangover, audio time
+        assert record["vad_ms"] == pytest.approx(SETTINGS.vad.hangover_ms, abs=40)  # the endpointer's hangover, audio time
         assert record["asr_ms"] > 0 and record["mt_ms"] >= 0
-        assert record["latency_ms"] >= record["vad_ms"] + record["asr_ms"]
+        # The words are ready no sooner than the hangover, nor than ASR started early into the pause and done.
+        assert record["latency_ms"] >= max(record["vad_ms"], SETTINGS.vad.early_asr_ms + record["asr_ms"]) - 1
     assert "latency_ms" in summary and "p95" in summary
+
+
+def test_starting_asr_early_in_a_pause_changes_no_word_and_saves_time(demo_records, speech_store) -> None:
+    """ASR starts 0.32 s into a pause; if the talker stays silent for the whole hangover those words
+    are the final ones. Without early work (it starts at the hangover's end) every record is the same."""
+    import dataclasses
+
+    late = dataclasses.replace(SETTINGS, vad=dataclasses.replace(SETTINGS.vad, early_asr_ms=SETTINGS.vad.hangover_ms))
+    waited, _ = replay(speech_store, settings=late)
+    early, _ = demo_records
+    fields = ("start_s", "end_s", "side", "lang", "text", "translation", "rejected")
+    assert [{k: r[k] for k in fields} for r in early] == [{k: r[k] for k in fields} for r in waited]
+    # Early work overlaps the hangover: the words are there sooner than hangover + ASR.
+    assert sum(r["latency_ms"] < r["vad_ms"] + r["asr_ms"] for r in early) >= len(early) // 2
+    assert all(r["latency_ms"] >= r["vad_ms"] + r["asr_ms"] - 1 for r in waited)

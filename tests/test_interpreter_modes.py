@@ -22,9 +22,10 @@ SETTINGS = load_settings(DEMO / "counter-demo.toml", system_layers=False)
 
 @pytest.fixture(scope="module")
 def turns() -> dict[str, Utterance]:
-    """The demo's staff turn 転入届ですね。, the resident's "Hello." and "I need to register my new address."."""
+    """The demo's staff turn 転入届ですね。在留カードはありますか。, the resident's "Hello. I need to register my new
+    address." and "Yes, here is my residence card."."""
     utterances = [e for e in frontend_events(SETTINGS, DEMO / "counter-demo.flac") if isinstance(e, Utterance) and e.end_s < 16.0]
-    staff = [u for u in utterances if u.side == "staff" and u.start_s > 8.0]
+    staff = [u for u in utterances if u.side == "staff" and u.start_s > 7.0]
     resident = [u for u in utterances if u.side == "resident"]
     return {"staff": staff[0], "resident": resident[0], "resident_long": next(u for u in resident if u.duration_s > 1.5)}
 

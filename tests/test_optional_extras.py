@@ -22,7 +22,7 @@ from tests.fleet_records import NOW, utterance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "firmware" / "madoguchi" / "data" / "demo"
-EXTRAS = "matplotlib,faster_whisper"  # the packages of the admin and faster-whisper extras
+EXTRAS = "matplotlib,faster_whisper,nara_wpe"  # the packages of the admin, faster-whisper and dereverb extras
 BLOCK = ("import sys, runpy; [sys.modules.__setitem__(m, None) for m in sys.argv.pop(1).split(',')]; "
          "sys.argv[0] = 'madoguchi'; runpy.run_module('madoguchi', run_name='__main__')")
 
@@ -96,7 +96,15 @@ def test_the_faster_whisper_backend_without_its_extra_says_what_to_install(tmp_p
         assert "[missing_extra]" in line and "madoguchi[faster-whisper]" in line, line
 
 
-@pytest.mark.parametrize("package", ["matplotlib", "faster_whisper"])
+def test_dereverberation_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    """``[beam] method = "wpe+mvdr"`` needs nara-wpe: said at start, in one line, not at the first utterance."""
+    config = tmp_path / "wpe.toml"
+    config.write_text('[beam]\nmethod = "wpe+mvdr"\n\n' + (DEMO / "counter-demo.toml").read_text())
+    line = one_line_error(madoguchi_without("nara_wpe", "replay", "--no-system-config", "--config", str(config), "--stages", "frontend", str(DEMO / "counter-demo.flac")))
+    assert "[missing_extra]" in line and "madoguchi[dereverb]" in line, line
+
+
+@pytest.mark.parametrize("package", ["matplotlib", "faster_whisper", "nara_wpe"])
 def test_blocking_gives_the_error_of_a_missing_package(package: str) -> None:
     """The harness: None in sys.modules raises ModuleNotFoundError naming the package, as when it is not installed."""
     result = subprocess.run([sys.executable, "-c", f"import sys; sys.modules[{package!r}] = None\ntry:\n    import {package}\nexcept ModuleNotFoundError as e:\n    print(e.name)"],

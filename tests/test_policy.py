@@ -12,8 +12,8 @@ from madoguchi.interpreter import policy
 SITE = LanguageSettings(staff="ja", residents=("vi", "en", "ne"), resident_weights=(3.0, 2.0, 1.0))
 
 
-def utterance(side: str, confidence: float = 0.6, held: bool = False) -> Utterance:
-    return Utterance(1.0, 2.0, side, 90.0, 0.0, confidence, held, 2.3, "silence", 0.75, np.zeros(16000, np.float32))  # type: ignore[arg-type]
+def utterance(side: str, confidence: float = 0.6, held: bool = False, seconds: float = 2.0) -> Utterance:
+    return Utterance(1.0, 1.0 + seconds, side, 90.0, 0.0, confidence, held, 1.3 + seconds, "silence", 0.75, np.zeros(16000, np.float32))  # type: ignore[arg-type]
 
 
 def test_confident_staff_side_fixes_the_staff_language() -> None:
@@ -42,6 +42,15 @@ def test_session_language_is_boosted() -> None:
     boosted = policy.language_request(utterance("resident"), SITE, "ne").priors
     assert boosted["ne"] > plain["ne"] * 2
     assert sum(boosted.values()) == pytest.approx(1.0)
+
+
+def test_a_short_reply_keeps_the_resident_language_already_heard() -> None:
+    """Half a second of "Sí." is no evidence of a language: once the resident's language is known it is kept."""
+    short = policy.language_request(utterance("resident", seconds=0.5), SITE, "ne")
+    assert short.language == "ne" and short.candidates == ()
+    assert policy.language_request(utterance("resident", seconds=0.5), SITE, None).language is None  # nothing heard yet: identify
+    assert policy.language_request(utterance("resident", seconds=3.0), SITE, "ne").language is None  # long enough to tell: identify again
+    assert policy.language_request(utterance("resident", confidence=0.05, held=True, seconds=0.5), SITE, "ne").language is None  # maybe the clerk
 
 
 @pytest.mark.parametrize("side", ["staff", "resident"])

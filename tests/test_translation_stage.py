@@ -30,6 +30,17 @@ def test_a_counter_phrase_comes_from_the_phrasebook(stage: TranslationStage) -> 
     assert "moment" in result.text.lower()
 
 
+def test_phrases_joined_by_a_comma_come_from_the_phrasebook(stage: TranslationStage) -> None:
+    """A turn heard whole: Whisper writes "Hello, I need …" as one sentence of two curated phrases."""
+    result = stage.translate("Hello, I need to register my new address.", "en", "ja")
+    assert result.method == "phrasebook" and result.text == "こんにちは、新しい住所を登録したいです。"
+    clerk = stage.translate("こんにちは、ご用件をどうぞ。", "ja", "en")
+    assert clerk.method == "phrasebook" and clerk.text.startswith("Hello, how can I")  # a clause starts small, "I" stays
+    # One clause no phrase knows: the sentence goes to the model whole, not half from the phrasebook.
+    mixed = stage.translate("ありがとうございます、" + toy_sentence("ja", ["photo", "need"]), "ja", "en")
+    assert mixed.method == "mt"
+
+
 def test_other_sentences_go_to_the_model(stage: TranslationStage) -> None:
     result = stage.translate(toy_sentence("ja", ["name", "need"]), "ja", "vi")
     assert result.method == "mt" and result.text == toy_sentence("vi", ["name", "need"])

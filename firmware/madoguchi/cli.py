@@ -25,7 +25,7 @@ STAGES = ("all", "frontend")  # replay/demo --stages: the whole pipeline, or sid
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
 # Packages of the optional extras (pyproject.toml): a command that needs one that is missing says what to install.
-OPTIONAL_PACKAGES = {"matplotlib": ("matplotlib", "admin"), "faster_whisper": ("faster-whisper", "faster-whisper")}
+OPTIONAL_PACKAGES = {"matplotlib": ("matplotlib", "admin"), "faster_whisper": ("faster-whisper", "faster-whisper"), "nara_wpe": ("nara-wpe", "dereverb")}
 
 
 def _load(args: argparse.Namespace) -> tuple[Settings, list]:

@@ -73,13 +73,25 @@ class VadSettings:
     speech_threshold: float = field(default=0.5, metadata=_between(0.05, 0.99))
     silence_threshold: float = field(default=0.35, metadata=_between(0.01, 0.99))
     min_speech_ms: int = field(default=64, metadata=_between(0, 2000))
-    hangover_ms: int = field(default=320, metadata=_between(32, 3000))
+    hangover_ms: int = field(default=800, metadata=_between(32, 3000))  # silence that ends an utterance
+    early_asr_ms: int = field(default=320, metadata=_between(32, 3000))  # silence that starts ASR early (dropped if the talker goes on)
     pre_roll_ms: int = field(default=256, metadata=_between(0, 2000))
     min_utterance_ms: int = field(default=160, metadata=_between(0, 5000))
     max_utterance_s: float = field(default=20.0, metadata=_between(1.0, 120.0))
     energy_gate_db: float = field(default=3.0, metadata=_between(0.0, 40.0))
-    hold_gate_db: float = field(default=0.0, metadata=_between(-20.0, 40.0))
+    hold_gate_db: float = field(default=3.0, metadata=_between(-20.0, 40.0))
     turn_change_ms: int = field(default=224, metadata=_between(64, 2000))
+
+
+BEAM_METHODS = ("das", "mvdr", "wpe+das", "wpe+mvdr")
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """How the talker's audio is taken from the array for ASR (README, "How the front end works")."""
+
+    method: str = field(default="mvdr", metadata=_allowed(lambda v: v in BEAM_METHODS, "das (delay-and-sum), mvdr (nulls toward the room's noise), "
+                                                                                     "wpe+das or wpe+mvdr (dereverberated first)"))
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,7 @@ class Settings:
     audio: AudioSettings = AudioSettings()
     vad: VadSettings = VadSettings()
     sides: SidesSettings = SidesSettings()
+    beam: BeamSettings = BeamSettings()
     languages: LanguageSettings = LanguageSettings()
     asr: AsrSettings = AsrSettings()
     mt: MtSettings = MtSettings()

@@ -29,7 +29,7 @@ class Utterance:
     side_confidence: float
     side_held: bool  # too ambiguous to call: the previous side was kept
     decided_at_s: float  # audio time at which the endpointer closed it
-    close_reason: str  # silence | max_length | end_of_stream
+    close_reason: str  # silence | turn | max_length | end_of_stream; pause: the tentative one of a SpeechPaused
     audio_start_s: float  # where ``audio`` starts (pre-roll included)
     audio: np.ndarray = field(repr=False, compare=False)  # mono float32 at 16 kHz
 
@@ -78,7 +78,24 @@ class SpeakerHeard:
     side: Side
 
 
-FrontendEvent = SpeechStarted | SpeakerHeard | SpeechSoFar | Utterance | UtteranceRejected
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The talker paused: ``utterance`` is what will be final unless speech resumes within the
+    hangover. ASR may start on it early; a final Utterance with the same span and audio confirms it."""
+
+    utterance: Utterance
+
+    @property
+    def start_s(self) -> float:
+        return self.utterance.start_s
+
+    def confirmed_by(self, final: Utterance) -> bool:
+        """The final utterance is this one: same speech, side and audio (so the same words)."""
+        mine = self.utterance
+        return (mine.start_s, mine.end_s, mine.side, mine.audio_start_s) == (final.start_s, final.end_s, final.side, final.audio_start_s) and np.array_equal(mine.audio, final.audio)
+
+
+FrontendEvent = SpeechStarted | SpeakerHeard | SpeechSoFar | SpeechPaused | Utterance | UtteranceRejected
 
 
 @dataclass(frozen=True)

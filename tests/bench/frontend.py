@@ -24,7 +24,7 @@ from tests.bench.peers import doa_peers, silero_every_frame_cpu_s
 from tests.sim.counter import build_scene, standard_scenes
 from tests.sim.score import FrontendScore, score, table
 
-BARS = {"side": 0.97, "short": 0.90, "missed": 0.05, "false_alarm": 0.05, "cpu_fraction": 0.02}
+BARS = {"side": 0.97, "short": 0.90, "missed": 0.05, "false_alarm": 0.05, "split": 0.05, "wrong_side": 0.03, "cpu_fraction": 0.02}
 STAGES = ("level", "spatial", "vad", "endpoint", "doa", "beam")
 
 
@@ -44,6 +44,8 @@ def bar_lines(total: FrontendScore, cpu_fraction: float) -> list[str]:
         ("short replies side correct", total.short_accuracy, ">=", BARS["short"]),
         ("missed speech", total.missed_rate, "<=", BARS["missed"]),
         ("false-alarm speech", total.false_alarm_rate, "<=", BARS["false_alarm"]),
+        ("utterances split in pieces", total.split_rate, "<=", BARS["split"]),
+        ("speech given the wrong side", total.wrong_side_rate, "<=", BARS["wrong_side"]),
         ("front-end CPU, 4 mics, 1 core", cpu_fraction, "<=", BARS["cpu_fraction"]),
     ]
     out = []

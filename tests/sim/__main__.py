@@ -1,4 +1,4 @@
-"""Build (or check the cache of) every standard scene: python -m tests.sim [--demo]
+"""Build (or check the cache of) every standard scene: python -m tests.sim [--demo] [--farfield]
 
 Prints one line per scene and the wall time; handy for warming the cache before a test run.
 """
@@ -11,6 +11,7 @@ import time
 
 import soundfile as sf
 
+from .catalog import farfield_scenes
 from .counter import build_scene, demo_spec, standard_scenes
 
 log = logging.getLogger(__name__)
@@ -19,11 +20,12 @@ log = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="build the simulated counter scenes")
     parser.add_argument("--demo", action="store_true", help="also build the demo scene")
+    parser.add_argument("--farfield", action="store_true", help="also build the 12 far-field counters and their 12 held-out ones")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    specs = standard_scenes() + ([demo_spec()] if args.demo else [])
+    specs = standard_scenes() + ([demo_spec()] if args.demo else []) + (farfield_scenes() + farfield_scenes(held_out=True) if args.farfield else [])
     t0 = time.monotonic()
     total_s = 0.0
     for spec in specs:

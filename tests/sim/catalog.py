@@ -64,13 +64,63 @@ def standard_scenes() -> list[SceneSpec]:
     return [_standard(i) for i in range(N_STANDARD)]
 
 
-def demo_spec() -> SceneSpec:
-    """The bundled demo: 住民票 / 転入届 exchange, 4-mic square, RT60 0.4 s, one neighbour."""
+# Issue 10's far-field counters, resident languages with their voices and topics, one row per
+# scene. Natural Kokoro v1.0 voices for en/es/pt/zh, espeak-ng for vi/ko (no natural voice).
+# The held-out rows use other voices (es and pt have three, so one repeats), the other half of the
+# English topics and HELD_OUT_LINES, and meet other array sizes (scene i has (2, 4, 6)[i % 3] mics).
+FARFIELD = (
+    ("en", "af_heart", 0), ("es", "ef_dora", 1), ("pt", "pf_dora", 2), ("zh", "zf_xiaoyi", 3),
+    ("en", "bm_george", 2), ("es", "em_alex", 5), ("pt", "pm_alex", 6), ("zh", "zm_yunjian", 7),
+    ("en", "bf_emma", 4), ("en", "am_michael", 6), ("ko", "ko+m3", 0), ("vi", "vi+f2", 1),
+)
+FARFIELD_HELD_OUT = (
+    ("es", "em_santa", 0), ("en", "af_bella", 1), ("zh", "zf_xiaoxiao", 2), ("pt", "pm_santa", 3),
+    ("en", "bm_fable", 3), ("ko", "ko+f4", 4), ("en", "bf_isabella", 5), ("zh", "zm_yunxi", 6),
+    ("es", "ef_dora", 7), ("vi", "vi+m3", 4), ("pt", "pf_dora", 5), ("en", "am_fenrir", 7),
+)
+FARFIELD_BABBLE_M = (2.0, 2.8)  # along the counter; with the 0.5-0.9 m step back, 2-3 m away
+
+
+def _farfield(i: int, held_out: bool) -> SceneSpec:
+    lang, voice, topic = (FARFIELD_HELD_OUT if held_out else FARFIELD)[i]
+    h = int(held_out)  # shifts every scatter, so held-out rooms share no placement with the others
+    n_mics = (2, 4, 6)[i % 3]
+    rt60 = _spread(i, 5, 3 * h, 0.25, 0.6, 8)  # 0.25, 0.30 … 0.60: low and high for every array
+    k = i // 3  # the k-th room of its array size
+    rotation = ROT_2MIC[k + 4 * h] if n_mics == 2 else ROT_ANY[2 * k + (i % 3 == 2) + 8 * h]
+    seed = 2000 + 1000 * h + i
+    lines = dialogue(topic, voice, lang, np.random.default_rng([seed, 9]), held_out=held_out)
     return SceneSpec(
-        name="counter-demo", n_mics=4, array_rotation_deg=0.0, rt60_s=0.4,
+        name=f"{'ho' if held_out else 'ff'}{i:02d}-{lang}-{n_mics}mic-rt{rt60:.2f}",
+        n_mics=n_mics, array_rotation_deg=rotation, rt60_s=rt60,
+        room_dim_m=ROOMS[(i + 2 * h) % len(ROOMS)],
+        staff_offset_deg=_spread(i, 7, 5 + 11 * h, -45.0, 45.0, 24),
+        resident_offset_deg=_spread(i, 5, 17 + 7 * h, -45.0, 45.0, 24),
+        staff_distance_m=_spread(i, 5, 1 + 4 * h, 0.5, 1.0, 6),
+        resident_distance_m=_spread(i, 7, 4 + h, 0.5, 1.0, 6),
+        staff_mouth_z_m=(1.2, 1.15, 1.3, 1.25)[(i + h) % 4],
+        resident_mouth_z_m=(1.55, 1.6, 1.45, 1.5, 1.35)[(i + 2 * h) % 5],
+        counter_z_m=(0.9, 0.95, 1.0)[(i + h) % 3],
+        n_babble=2, babble_gain_db=(-3.0, -5.0, -7.0)[(k + h) % 3],
+        babble_distance_m=FARFIELD_BABBLE_M, sample_rate=16000, seed=seed, lines=lines)
+
+
+def farfield_scenes(held_out: bool = False) -> list[SceneSpec]:
+    """12 far-field counters as issue 10 measured: RT60 0.25-0.6 s asked, four rooms per 2-, 4- and
+    6-mic array, talkers 0.5-1 m from it, two neighbours 2-3 m away, a Japanese clerk and a resident
+    in en x4, es/pt/zh x2 (natural voices), vi/ko x1 (espeak). `held_out` gives 12 other rooms,
+    voices and phrases, for a final check nothing was tuned on."""
+    return [_farfield(i, held_out) for i in range(len(FARFIELD))]
+
+
+def demo_spec() -> SceneSpec:
+    """The bundled demo: 住民票 / 転入届 exchange, 4-mic square, a reverberant hall (RT60 0.5 s),
+    a natural English resident and a neighbour talking."""
+    return SceneSpec(
+        name="counter-demo", n_mics=4, array_rotation_deg=0.0, rt60_s=0.5,
         room_dim_m=(9.0, 6.0, 3.0), staff_offset_deg=-10.0, resident_offset_deg=15.0,
         staff_distance_m=0.6, resident_distance_m=0.75, staff_mouth_z_m=1.2,
         resident_mouth_z_m=1.55, counter_z_m=0.95, n_babble=1, babble_gain_db=-6.0,
-        sample_rate=16000, seed=9, lines=demo_dialogue("jf_alpha", "en-us"),
+        sample_rate=16000, seed=9, lines=demo_dialogue("jf_alpha", "af_heart"),
         # Capture-like headroom and a quieter floor keep the bundled FLAC at about 2 MB.
         peak_dbfs=-14.0, self_noise_dbfs=-80.0)

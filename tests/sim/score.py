@@ -1,8 +1,8 @@
 """Diarization-error-style scoring of a front end's speech/side decisions (pure functions).
 
-Speech activity (side-blind), over the truth's voiced spans (pauses between sentences excluded):
-  missed       = truth speech time not covered by any hypothesis segment,
-  false alarm  = hypothesis time not covered by any truth segment,
+Speech activity (side-blind):
+  missed       = truth voiced time (pauses between phrases excluded) no hypothesis covers,
+  false alarm  = hypothesis time outside every truth segment (a turn, its own pauses included),
 both measured outside a no-score collar of +-collar_s around every truth segment boundary
 (the standard DER collar: a few hundred ms of boundary disagreement is not an error).
 Rates are relative to the scored truth speech time (truth speech outside the collars).
@@ -11,6 +11,11 @@ Side attribution: each truth segment is matched to the hypothesis segment with t
 overlap (no collar, so short replies still count; ties go to the earlier hypothesis). It is
 correct if that hypothesis has the same side; a truth segment no hypothesis overlaps is wrong.
 Segments of at most SHORT_SEGMENT_S are also tallied separately (short replies: はい, "OK.").
+
+Pieces and sides of speech: each hypothesis belongs to the truth segment it overlaps most
+(``assign``); a truth segment that got two or more hypotheses of at least PIECE_MIN_S of its
+speech came out split. Wrong-side speech is the truth's voiced time covered by a hypothesis of
+the other side, relative to all voiced time covered.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from .spec import TruthSegment
 log = logging.getLogger(__name__)
 
 SHORT_SEGMENT_S = 0.8
+PIECE_MIN_S = 0.2
 Interval = tuple[float, float]
 
 
@@ -78,6 +84,9 @@ class FrontendScore:
     side_total: int = 0
     short_correct: int = 0
     short_total: int = 0
+    split_segments: int = 0  # truth segments heard as two or more pieces
+    covered_speech_s: float = 0.0  # truth voiced time some hypothesis covers
+    wrong_side_s: float = 0.0  # ... covered by a hypothesis of the other side
 
     def __add__(self, other: FrontendScore) -> FrontendScore:
         if not isinstance(other, FrontendScore):
@@ -105,6 +114,42 @@ class FrontendScore:
     def short_accuracy(self) -> float:
         return _ratio(self.short_correct, self.short_total)
 
+    @property
+    def split_rate(self) -> float:
+        return _ratio(self.split_segments, self.side_total)
+
+    @property
+    def wrong_side_rate(self) -> float:
+        return _ratio(self.wrong_side_s, self.covered_speech_s)
+
+
+def assign(truth: Sequence[TruthSegment], hyp: Sequence[Mapping]) -> list[int | None]:
+    """For each hypothesis, the index of the truth segment it overlaps most (None: no truth speech)."""
+    out: list[int | None] = []
+    for h in hyp:
+        interval = (float(h["start_s"]), float(h["end_s"]))
+        overlaps = [sum(_overlap(interval, span) for span in t.spans) for t in truth]
+        best = max(range(len(truth)), key=overlaps.__getitem__, default=None)
+        out.append(best if best is not None and overlaps[best] > 0 else None)
+    return out
+
+
+def pieces_and_sides(truth: Sequence[TruthSegment], hyp: Sequence[Mapping]) -> tuple[int, float, float]:
+    """(split segments, covered voiced seconds, of which given the wrong side)."""
+    owner = assign(truth, hyp)
+    split = covered = wrong = 0.0
+    for k, t in enumerate(truth):
+        pieces = [h for h, o in zip(hyp, owner) if o == k
+                  and sum(_overlap((float(h["start_s"]), float(h["end_s"])), span) for span in t.spans) >= PIECE_MIN_S]
+        split += len(pieces) >= 2
+    for t in truth:
+        for span in t.spans:
+            for h in hyp:
+                ov = _overlap(span, (float(h["start_s"]), float(h["end_s"])))
+                covered += ov
+                wrong += ov if h["side"] != t.side else 0.0
+    return int(split), covered, wrong
+
 
 def score(truth: Sequence[TruthSegment], hyp: Sequence[Mapping], collar_s: float = 0.25
           ) -> FrontendScore:
@@ -116,7 +161,10 @@ def score(truth: Sequence[TruthSegment], hyp: Sequence[Mapping], collar_s: float
                       for iv in [(b - collar_s, b + collar_s)])
     scored = _subtract(truth_u, no_score)
     missed = _subtract(_subtract(truth_u, hyp_u), no_score)
-    false_alarm = _subtract(_subtract(hyp_u, truth_u), no_score)
+    # A pause inside one talker's turn (between its phrases) belongs to that turn: bridging it is
+    # what keeps a sentence whole, not a false alarm. False alarm is time outside every true turn.
+    turns_u = _union((t.start_s, t.end_s) for t in truth)
+    false_alarm = _subtract(_subtract(hyp_u, turns_u), no_score)
 
     side_ok = side_n = short_ok = short_n = 0
     for t in truth:
@@ -131,8 +179,9 @@ def score(truth: Sequence[TruthSegment], hyp: Sequence[Mapping], collar_s: float
         if t.end_s - t.start_s <= SHORT_SEGMENT_S:
             short_n += 1
             short_ok += ok
+    split, covered, wrong = pieces_and_sides(truth, hyp)
     return FrontendScore(_length(scored), _length(missed), _length(false_alarm),
-                         side_ok, side_n, short_ok, short_n)
+                         side_ok, side_n, short_ok, short_n, split, covered, wrong)
 
 
 class SceneLike(Protocol):
@@ -150,7 +199,7 @@ def _pct(x: float) -> str:
 def table(rows: Iterable[tuple[SceneLike, FrontendScore]], total: bool = True) -> str:
     """Plain-text table, one row per (scene spec, score), plus a summed TOTAL row."""
     head = (f"{'scene':<28} {'array':<10} {'rt60':>4} {'bab':>3} {'side%':>6} {'short%':>6} "
-            f"{'miss%':>6} {'FA%':>6}")
+            f"{'miss%':>6} {'FA%':>6} {'split%':>6} {'wside%':>6}")
     lines = [head, "-" * len(head)]
     acc = FrontendScore()
     for spec, sc in rows:
@@ -158,10 +207,11 @@ def table(rows: Iterable[tuple[SceneLike, FrontendScore]], total: bool = True) -
         array = f"{spec.n_mics}ch r{spec.array_rotation_deg:g}"
         lines.append(f"{spec.name[:28]:<28} {array:<10} {spec.rt60_s:4.1f} {spec.n_babble:3d} "
                      f"{_pct(sc.side_accuracy)} {_pct(sc.short_accuracy)} "
-                     f"{_pct(sc.missed_rate)} {_pct(sc.false_alarm_rate)}")
+                     f"{_pct(sc.missed_rate)} {_pct(sc.false_alarm_rate)} "
+                     f"{_pct(sc.split_rate)} {_pct(sc.wrong_side_rate)}")
     if total:
         lines.append("-" * len(head))
         lines.append(f"{'TOTAL':<28} {'':<10} {'':>4} {'':>3} {_pct(acc.side_accuracy)} "
                      f"{_pct(acc.short_accuracy)} {_pct(acc.missed_rate)} "
-                     f"{_pct(acc.false_alarm_rate)}")
+                     f"{_pct(acc.false_alarm_rate)} {_pct(acc.split_rate)} {_pct(acc.wrong_side_rate)}")
     return "\n".join(lines)

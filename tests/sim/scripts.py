@@ -140,6 +140,7 @@ SHORT_REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
     "id": {"yes": ("Ya.",), "no": ("Tidak.",), "thanks": ("Terima kasih.",)},
     "ne": {"yes": ("हो।",), "no": ("होइन।",), "thanks": ("धन्यवाद।",)},
     "zh": {"yes": ("是的。",), "no": ("不是。",), "thanks": ("谢谢。",)},
+    "ko": {"yes": ("네.",), "no": ("아니요.",), "thanks": ("감사합니다.",)},
 }
 
 # Longer resident (or neighbouring-customer) lines in languages other than English.
@@ -171,16 +172,39 @@ OTHER_LINES: dict[str, tuple[str, ...]] = {
            "ผมต้องการสำเนาทะเบียนบ้านหนึ่งฉบับ", "ขอโทษครับ ช่วยพูดช้าๆ หน่อยได้ไหมครับ"),
 }
 
-# espeak voices (with variants, i.e. different speakers) per language.
-RESIDENT_VOICES: dict[str, tuple[str, ...]] = {
-    "en": ("en-us", "en-us+f3", "en-gb+m3", "en-gb-x-rp+f2", "en-us+m7", "en-029+f4", "en-us+f5",
-           "en-gb+m5"),
-    "vi": ("vi+f2",), "pt": ("pt-br",), "es": ("es-419+f3",), "id": ("id+m3",), "ne": ("ne",),
-    "zh": ("cmn+f2",),
+# Other resident lines for the held-out counters (catalog.farfield_scenes(held_out=True)): phrases
+# nothing was tuned on, none of them in OTHER_LINES or the ASR tests' sentences.
+HELD_OUT_LINES: dict[str, tuple[str, ...]] = {
+    "es": ("Hola, vengo a hacer el cambio de domicilio.", "¿Qué documentos tengo que traer?",
+           "¿Hasta qué hora atienden hoy?", "¿Dónde tengo que firmar?",
+           "Mi familia también necesita registrarse.", "¿Me lo puede escribir en este papel, por favor?"),
+    "pt": ("Oi, eu vim fazer a mudança de endereço.", "Quais documentos eu preciso trazer?",
+           "Até que horas vocês atendem hoje?", "Onde eu tenho que assinar?",
+           "A minha família também precisa se registrar.", "Pode escrever neste papel, por favor?"),
+    "zh": ("您好，我来办理地址变更。", "需要带什么材料？", "这个窗口今天开到几点？", "请问在哪里签名？",
+           "我的家人也需要登记。", "能请您写在这张纸上吗？"),
+    "vi": ("Chào chị, tôi đến để đăng ký thay đổi địa chỉ.", "Tôi cần mang những giấy tờ gì?",
+           "Hôm nay quầy này làm việc đến mấy giờ?", "Tôi ký tên ở đâu ạ?",
+           "Gia đình tôi cũng cần đăng ký.", "Chị có thể viết ra giấy giúp tôi không?"),
+    "ko": ("안녕하세요, 주소 변경하러 왔어요.", "어떤 서류를 가져와야 해요?", "오늘 몇 시까지 해요?",
+           "어디에 서명하면 돼요?", "가족도 등록해야 해요.", "이 종이에 써 주실 수 있어요?"),
 }
-BABBLE_ESPEAK: tuple[tuple[str, str], ...] = (
-    ("en-us+m5", "en"), ("ko+f2", "ko"), ("th", "th"), ("pt-br+m4", "pt"), ("vi+f4", "vi"),
-    ("cmn+m3", "zh"), ("es-419+f2", "es"),
+
+# Resident voices per language: Kokoro v1.0's natural voices where it speaks the language (US and
+# GB English, female and male; all of its Spanish and Brazilian Portuguese; Mandarin), espeak-ng
+# (variants = other speakers) only where it does not: Whisper cannot tell robotic es/pt/zh/ko apart.
+RESIDENT_VOICES: dict[str, tuple[str, ...]] = {
+    "en": ("af_heart", "bm_george", "bf_emma", "am_michael", "af_bella", "bm_fable", "bf_isabella",
+           "am_fenrir"),
+    "es": ("ef_dora", "em_alex", "em_santa"), "pt": ("pf_dora", "pm_alex", "pm_santa"),
+    "zh": ("zf_xiaoyi", "zm_yunjian", "zf_xiaoxiao", "zm_yunxi"),
+    "vi": ("vi+f2",), "id": ("id+m3",), "ne": ("ne",), "ko": ("ko+m3",),
+}
+# Customers at the neighbouring counters (voice, language); none is a standard scene's resident,
+# so place_talkers draws the standard scenes' geometry as it always has.
+BABBLE_VOICES: tuple[tuple[str, str], ...] = (
+    ("am_puck", "en"), ("ko+f2", "ko"), ("th", "th"), ("pf_dora", "pt"), ("vi+f4", "vi"),
+    ("zm_yunyang", "zh"), ("em_alex", "es"),
 )
 ENGLISH_BABBLE = tuple(t for _n, _v, turns in TOPICS for s, t in turns
                        if s == "resident" and not t.startswith("@"))
@@ -212,11 +236,12 @@ def babble_pool(voice: str, lang: str) -> tuple[str, ...]:
 
 
 def dialogue(topic: int, resident_voice: str, resident_lang: str,
-             rng: np.random.Generator) -> tuple[Line, ...]:
-    """The topic's turns with short replies picked by `rng`, resident in `resident_lang`."""
+             rng: np.random.Generator, held_out: bool = False) -> tuple[Line, ...]:
+    """The topic's turns with short replies picked by `rng`, resident in `resident_lang`
+    (outside English, lines from OTHER_LINES, or HELD_OUT_LINES when `held_out`)."""
     _name, staff_voice, turns = TOPICS[topic]
     shorts = SHORT_REPLIES[resident_lang]
-    others = OTHER_LINES.get(resident_lang, ())
+    others = (HELD_OUT_LINES if held_out else OTHER_LINES).get(resident_lang, ())
     k = int(rng.integers(len(others))) if others else 0  # where the cycle of lines starts
     out: list[Line] = []
     for side, text in turns:
@@ -234,6 +259,6 @@ def dialogue(topic: int, resident_voice: str, resident_lang: str,
     return tuple(out)
 
 
-def demo_dialogue(staff_voice: str = "jf_alpha", resident_voice: str = "en-us") -> tuple[Line, ...]:
+def demo_dialogue(staff_voice: str = "jf_alpha", resident_voice: str = "af_heart") -> tuple[Line, ...]:
     return tuple((s, "ja" if s == "staff" else "en", t, staff_voice if s == "staff" else resident_voice)
                  for s, t in DEMO_TURNS)

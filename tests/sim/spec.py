@@ -95,6 +95,7 @@ class SceneSpec:
     counter_z_m: float = 0.95  # counter top = array height
     n_babble: int = 0  # talkers at neighbouring counters, 0-3
     babble_gain_db: float = -3.0  # source level relative to the main talkers
+    babble_distance_m: tuple[float, float] = (2.5, 4.0)  # neighbours' range along the counter from the array
     resident_gain_db: float = 0.0  # -10 for "a quiet resident"
     sample_rate: int = 16000  # 16000 (int16 wav) or 48000 (float32 wav)
     seed: int = 0

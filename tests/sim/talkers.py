@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import speech
-from .scripts import BABBLE_ESPEAK, babble_pool
+from .scripts import BABBLE_VOICES, babble_pool
 from .spec import RESIDENT_ROOM_DEG, STAFF_ROOM_DEG, SceneSpec, azimuth_in_array
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,6 @@ GAP_S = (0.35, 1.2)  # pause between dialogue lines
 BABBLE_GAP_S = (0.5, 3.5)
 SPAN_FRAME_S = 0.02
 SPAN_GAP_S = 0.25  # pauses shorter than this are inside a phrase, not between phrases
-BABBLE_DIST_S = (2.5, 4.0)  # along the counter, from the array
 SOURCE_LEVEL_DBFS = -23.0  # active-speech RMS every clip is levelled to before gains
 SPEED_OF_SOUND = 343.0  # pyroomacoustics' default
 WALL_MARGIN_M = 0.4
@@ -62,25 +61,26 @@ def place_talkers(spec: SceneSpec, center: np.ndarray, rng: np.random.Generator)
     staff_voices = {v for s, _l, _t, v in spec.lines if s == "staff"}
     resident_voices = {v for s, _l, _t, v in spec.lines if s == "resident"}
     ja_voices = [v for v in speech.KOKORO_VOICES if v not in staff_voices]
-    es_voices = [vl for vl in BABBLE_ESPEAK if vl[0] not in resident_voices]
+    customers = [vl for vl in BABBLE_VOICES if vl[0] not in resident_voices]
     rng.shuffle(ja_voices)
-    rng.shuffle(es_voices)
-    # Alternate kinds so two or more babble talkers always mix Japanese and espeak voices.
+    rng.shuffle(customers)
+    # Alternate kinds so two or more babble talkers always mix a clerk and a customer.
     first_ja = bool(rng.integers(2))
     lx = spec.room_dim_m[0]
     base_dir = 1.0 if rng.integers(2) else -1.0
+    near, far = spec.babble_distance_m
     for k in range(spec.n_babble):
         ja = (k % 2 == 0) == first_ja
-        voice, lang = (ja_voices.pop(), "ja") if ja else es_voices.pop()
+        voice, lang = (ja_voices.pop(), "ja") if ja else customers.pop()
         # Japanese babble = a neighbouring clerk (staff side, seated), else a customer standing.
         y = center[1] - rng.uniform(0.5, 0.9) if ja else center[1] + rng.uniform(0.5, 0.9)
         z = rng.uniform(1.15, 1.3) if ja else rng.uniform(1.45, 1.6)
         direction = base_dir if k in (0, 1) else -base_dir  # talkers 0/1 share a side of the array
         room = (lx - WALL_MARGIN_M - center[0]) if direction > 0 else (center[0] - WALL_MARGIN_M)
-        if room < BABBLE_DIST_S[0]:
+        if room < near:
             direction = -direction
             room = (lx - WALL_MARGIN_M - center[0]) if direction > 0 else (center[0] - WALL_MARGIN_M)
-        dist = rng.uniform(BABBLE_DIST_S[0], min(BABBLE_DIST_S[1], room))
+        dist = rng.uniform(near, min(far, room))
         pos = np.array([center[0] + direction * dist, y, z])
         talkers.append(Talker("babble", pos, voice, lang, spec.babble_gain_db))
     return talkers

@@ -103,20 +103,25 @@ def _units(text: str) -> list[str]:
     return words if len(words) >= 3 else list(normalize(text))
 
 
+LONG_UNIT_CHARS = 4  # a phrase this long said three times over is a decoding loop; "はい、はい、はい" is not
+
+
 def repeated_run(text: str, *, min_repeats: int = 4, max_unit: int = 8) -> float:
     """Share of the text covered by the longest back-to-back run of one unit (1..max_unit units long)
-    repeated at least ``min_repeats`` times; 0 when there is none."""
+    repeated at least ``min_repeats`` times (three times for a unit of LONG_UNIT_CHARS characters
+    or more: 国民健康保険、国民健康保険、国民健康保険); 0 when there is none."""
     units = [normalize(u) for u in _units(text)]
     units = [u for u in units if u]
     n = len(units)
     best = 0
     for size in range(1, max_unit + 1):
-        for start in range(0, n - size * min_repeats + 1):
+        for start in range(0, n - size * min(3, min_repeats) + 1):
             unit = units[start : start + size]
             repeats = 1
             while units[start + repeats * size : start + (repeats + 1) * size] == unit:
                 repeats += 1
-            if repeats >= min_repeats:
+            needed = min(3, min_repeats) if len("".join(unit)) >= LONG_UNIT_CHARS else min_repeats
+            if repeats >= needed:
                 best = max(best, repeats * size)
     return best / n if n else 0.0
 

@@ -38,14 +38,22 @@ def prompt_terms(prompt: str) -> list[str]:
 
 
 def echoes_prompt(text: str, prompt: str) -> bool:
-    """True when ``text`` recites ECHO_TERMS or more of the prompt's terms in the prompt's order."""
+    """True when ``text`` recites ECHO_TERMS or more of the prompt's terms in the prompt's order,
+    or is nothing but prompt terms, one said twice or more (国民健康保険、国民健康保険)."""
     if not prompt:
         return False
     heard = normalize(text)
+    terms = prompt_terms(prompt)
     position, recited = 0, 0
-    for term in prompt_terms(prompt):
+    for term in terms:
         found = heard.find(term, position)
         if found >= 0:
             recited += 1
             position = found + len(term)
-    return recited >= ECHO_TERMS
+    if recited >= ECHO_TERMS:
+        return True
+    rest, said = heard, 0
+    for term in sorted(terms, key=len, reverse=True):
+        said += rest.count(term)
+        rest = rest.replace(term, "")
+    return said >= 2 and not rest

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from madoguchi.config import Settings
 from madoguchi.display.devices import open_panels
 from madoguchi.display.faces import Faces
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def moment_of(item: FrontendEvent | Interpretation | Caption) -> Moment:
         return Moment(item.at_s, item)
     if isinstance(item, Utterance):
         return Moment(item.decided_at_s, item)
+    if isinstance(item, SpeechPaused):
+        return Moment(item.utterance.decided_at_s, item)
     if isinstance(item, UtteranceRejected):
         return Moment(item.end_s, item)
     raise TypeError(f"not a display moment: {item!r}")

@@ -51,6 +51,9 @@ class DisplayState:
     resident: FaceWords = FaceWords()
     speaking: Side | None = None
     resident_lang: str | None = None  # the language last heard from the resident
+    # Before the resident has said a word, the clerk's go to the site's most likely resident
+    # language: the faces say it is a guess ("EN?") until the resident's own words settle it.
+    guessed_lang: str | None = None
     last_activity_s: float | None = None  # None: nothing heard since start
     operator_call_s: float | None = None
 
@@ -63,12 +66,13 @@ class DisplayState:
 
 @dataclass(frozen=True)
 class Surroundings:
-    """What the status line reports besides speech: the buttons' state, the fleet link, errors."""
+    """What the status line reports besides speech: the buttons' state, the fleet link, errors, hints."""
 
     counter: CounterState = CounterState()
     broker: Broker = "off"
     error: str | None = None
     mic_level: float = 0.0
+    hint: str | None = None  # a condition to look at, not an error: e.g. check_sides (most speech from where neither side is)
 
 
 def other(side: Side) -> Side:
@@ -89,6 +93,8 @@ def heard(state: DisplayState, event: FrontendEvent, now_s: float, clear_after_s
         return dataclasses.replace(state, last_activity_s=now_s)
     if isinstance(event, (SpeakerHeard, SpeechSoFar)):
         return dataclasses.replace(state, speaking=event.side, last_activity_s=now_s)
+    if isinstance(event, UtteranceRejected) and event.reason == "off_counter":
+        return dataclasses.replace(state, speaking=None)  # the next counter's voices: nobody here spoke, the faces may rest
     if isinstance(event, (Utterance, UtteranceRejected)):
         return dataclasses.replace(state, speaking=None, last_activity_s=now_s)
     return state
@@ -120,7 +126,9 @@ def said(state: DisplayState, output: Interpretation | Caption, mode: str, now_s
     state = state.with_face(speaker, dataclasses.replace(state.face(speaker), echo=Words(output.text, output.lang, now_s)))
     state = state.with_face(listener, dataclasses.replace(state.face(listener), main=shown))
     if output.side == "resident":
-        state = dataclasses.replace(state, resident_lang=output.lang)
+        state = dataclasses.replace(state, resident_lang=output.lang, guessed_lang=None)
+    elif state.resident_lang is None and translation is not None and translation.text and translation.target_lang != output.lang:
+        state = dataclasses.replace(state, guessed_lang=translation.target_lang)
     return state
 
 
@@ -166,12 +174,13 @@ def views(state: DisplayState, settings: Settings, around: Surroundings, now_s: 
     asleep = quiet and display.idle_sleep_s > 0 and idle_s >= display.idle_sleep_s and state.last_activity_s is not None
     calling = state.operator_call_s is not None and now_s - state.operator_call_s < OPERATOR_MARK_S
     resident_lang = None if cleared and counter.resident_lang is None and counter.mode == "interpret" else resident_language(state, counter, settings)
-    langs: dict[Side, str | None] = {"staff": settings.languages.staff, "resident": resident_lang}
+    guess = f"{state.guessed_lang}?" if resident_lang is None and state.guessed_lang and not cleared else None
+    langs: dict[Side, str | None] = {"staff": settings.languages.staff, "resident": resident_lang or guess}
     faces: dict[Side, FaceView] = {}
     for side in ("staff", "resident"):
         status = StatusLine(
             speaking=state.speaking, own_lang=langs[side] or "auto", other_lang=langs[other(side)], mic_level=around.mic_level,
-            muted=counter.muted, broker=around.broker, error=around.error, mode=counter.mode, operator_call=calling,
+            muted=counter.muted, broker=around.broker, error=around.error or around.hint, mode=counter.mode, operator_call=calling,
         )
         words = state.face(side)
         echo = words.echo if display.echo and words.echo is not None and not cleared else None

@@ -2,6 +2,14 @@
 
 Time is counted in frames of audio, never read from a clock, so the same sequence of inputs
 always gives the same utterances, live or replayed, and tests drive it with synthetic lists.
+
+Two silences matter. A talker pauses between phrases and sentences of one turn (up to about
+0.7 s), so an utterance ends only after ``hangover`` (0.8 s) of silence: shorter, and one
+sentence reaches the other side in pieces, each translated without the rest. Waiting that long
+before starting ASR would cost the whole hangover in latency, so after ``pause`` (0.32 s) the
+endpointer says ``Paused``: ASR may start on the utterance as it stands. If nobody speaks again
+before the hangover ends, the ``Closed`` utterance is exactly the paused one and its words are
+ready; if the talker goes on, that early work is dropped.
 """
 
 from __future__ import annotations
@@ -10,6 +18,9 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from madoguchi.config import VadSettings
+
+
+CHALLENGE_GAP_FRAMES = 3  # a gap in the other side's speech longer than this (~100 ms) restarts its challenge
 
 
 class Phase(str, Enum):
@@ -28,6 +39,7 @@ class EndpointTiming:
     hold_gate_db: float  # ... and to continue it
     min_speech_frames: int
     hangover_frames: int
+    pause_frames: int  # silence after which Paused is said (no more than the hangover)
     min_utterance_frames: int
     max_utterance_frames: int
     turn_frames: int  # speech frames from the other side that make a new turn
@@ -44,6 +56,7 @@ class EndpointTiming:
             hold_gate_db=vad.hold_gate_db,
             min_speech_frames=frames(vad.min_speech_ms),
             hangover_frames=frames(vad.hangover_ms),
+            pause_frames=min(frames(vad.early_asr_ms), frames(vad.hangover_ms)),
             min_utterance_frames=round(vad.min_utterance_ms / frame_ms),
             max_utterance_frames=frames(vad.max_utterance_s * 1000),
             turn_frames=frames(vad.turn_change_ms),
@@ -71,6 +84,12 @@ class EndpointState:
     side: str | None = None  # the open utterance's side, from its first speech frame
     challenge: int = 0  # leaky count of speech frames from the other side
     challenge_start: int = -1  # where the current challenge began
+    challenge_last: int = -1  # its latest frame
+    # Speech again after a pause: whose it is, counted frame by frame until turn_frames of it.
+    resume_start: int = -1  # first frame of that speech (-1: not resuming)
+    resume_end: int = -1  # where the speech before the pause ended
+    resume_own: int = 0  # its frames from the utterance's side ...
+    resume_other: int = 0  # ... and from the other side
     last_own: int = -1  # last speech frame that did not come from the other side
 
 
@@ -89,6 +108,14 @@ class Closed:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """Silence for ``pause_frames`` after [start, end): the utterance as it stands, if it ends here."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Discarded:
     """Speech too short to be an utterance (a cough, a click)."""
 
@@ -96,20 +123,29 @@ class Discarded:
     end: int
 
 
-Event = Opened | Closed | Discarded
+Event = Opened | Paused | Closed | Discarded
 
 
-def is_speech_frame(state: EndpointState, evidence: FrameEvidence, timing: EndpointTiming) -> bool:
+def is_speech_frame(state: EndpointState, evidence: FrameEvidence, timing: EndpointTiming, frame: int | None = None) -> bool:
     """Hysteresis: starting needs the high threshold and level gate; continuing, the low ones.
 
     A neighbour's babble is speech to any VAD, so speech also has to stand above the
-    background it makes and come from one of the two sides to count.
+    background it makes and come from one of the two sides to count. Once the talker has
+    paused (``pause_frames`` of silence before ``frame``), going on needs what starting needs:
+    the long hangover is for a talker who resumes, not for the room's murmur to hold it open.
     """
     if not evidence.from_a_side:
         return False
-    if state.phase is Phase.SPEECH:
+    paused = frame is not None and frame - state.last_speech > timing.pause_frames
+    if state.phase is Phase.SPEECH and not paused:
         return evidence.probability >= timing.silence_threshold and evidence.above_background_db >= timing.hold_gate_db
     return evidence.probability >= timing.speech_threshold and evidence.above_background_db >= timing.start_gate_db
+
+
+def with_side(state: EndpointState, side: str) -> EndpointState:
+    """The open utterance is ``side``'s after all: its first frames' directions misled the count
+    (the front end knows from all of its speech so far); any challenge by that side is over."""
+    return replace(state, side=side, challenge=0, challenge_start=-1)
 
 
 def _close(start: int, end: int, reason: str, timing: EndpointTiming) -> Event:
@@ -131,8 +167,11 @@ def _continue_speech(state: EndpointState, frame: int, side: str | None, timing:
     """
     if side is None or side == state.side:
         return replace(state, last_speech=frame, last_own=frame, challenge=max(0, state.challenge - 1)), ()
-    start = state.challenge_start if state.challenge else frame
-    state = replace(state, last_speech=frame, challenge=state.challenge + 1, challenge_start=start)
+    # A challenge is a run of the other side's speech: after a gap it starts again where the voice
+    # is now, so a stray frame of the neighbours' babble earlier does not become the new turn's start.
+    going_on = state.challenge and frame - state.challenge_last <= CHALLENGE_GAP_FRAMES
+    start, count = (state.challenge_start, state.challenge) if going_on else (frame, 0)
+    state = replace(state, last_speech=frame, challenge=count + 1, challenge_start=start, challenge_last=frame)
     if state.challenge < timing.turn_frames:
         return state, ()
     # Own-side frames inside the challenge are reverberation or overlap: the new turn gets them.
@@ -143,9 +182,27 @@ def _continue_speech(state: EndpointState, frame: int, side: str | None, timing:
     return _opened(start, frame, side), (Closed(state.start, end, "turn"), Opened(start))
 
 
+def _resume(state: EndpointState, frame: int, side: str | None, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
+    """Speech after a pause: the same talker going on, or the other side's turn? Single frames'
+    directions are noisy in a reverberant room, so turn_frames of it are counted by side first;
+    if most came from the other side the pause ended the utterance and the new turn starts where
+    that speech began (a reply shorter than that is settled when the hangover ends, in ``step``)."""
+    if state.resume_start < 0:
+        state = replace(state, resume_start=frame, resume_end=state.last_speech + 1, resume_own=0, resume_other=0)
+    own = side == state.side
+    state = replace(state, last_speech=frame, last_own=frame if own else state.last_own,
+                    resume_own=state.resume_own + own, resume_other=state.resume_other + (not own))
+    if state.resume_own + state.resume_other < timing.turn_frames:
+        return state, ()
+    if state.resume_other > state.resume_own:
+        other = "resident" if state.side == "staff" else "staff"
+        return _opened(state.resume_start, frame, other), (Closed(state.start, state.resume_end, "turn"), Opened(state.resume_start))
+    return replace(state, resume_start=-1, resume_end=-1, resume_own=0, resume_other=0, challenge=0), ()
+
+
 def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
     """Advance by one frame (index ``frame``); returns the new state and any events."""
-    speech = is_speech_frame(state, evidence, timing)
+    speech = is_speech_frame(state, evidence, timing, frame)
     if state.phase is Phase.SILENCE:
         if not speech:
             return state, ()
@@ -155,13 +212,21 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
             return EndpointState(), ()
         state = replace(state, last_speech=frame)
     else:  # SPEECH
+        if speech and (state.resume_start >= 0 or frame - state.last_speech > timing.pause_frames):
+            return _resume(state, frame, evidence.side, timing)
         if speech:
             if frame + 1 - state.start >= timing.max_utterance_frames:
                 # Split a monologue so downstream stages never wait unboundedly; speech goes on.
                 return _opened(frame + 1, frame, state.side), (Closed(state.start, frame + 1, "max_length"), Opened(frame + 1))
             return _continue_speech(state, frame, evidence.side, timing)
-        if frame - state.last_speech >= timing.hangover_frames:
+        silent = frame - state.last_speech
+        if silent >= timing.hangover_frames:
+            if state.resume_start >= 0 and state.resume_other > state.resume_own:  # a short reply: its own turn
+                return EndpointState(), (Closed(state.start, state.resume_end, "turn"), Opened(state.resume_start),
+                                         _close(state.resume_start, state.last_speech + 1, "silence", timing))
             return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
+        if silent == timing.pause_frames and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
+            return state, (Paused(state.start, state.last_speech + 1),)
         return state, ()
     if state.phase is Phase.ONSET and frame + 1 - state.start >= timing.min_speech_frames:
         return _opened(state.start, frame, state.side), (Opened(state.start),)

@@ -6,14 +6,21 @@ single worker thread (the models are loaded once and never used from two threads
 while that thread would otherwise idle, captions the utterance still being spoken.
 
 Live audio is paced by the microphone. A recording replayed faster than real time is not: there
-the capture thread waits after each utterance until it is interpreted, so that ``latency_ms``
-measures the stages and not a queue that no counter would ever build.
+the capture thread waits after each utterance (and each pause's early work) until it is
+interpreted, so that ``latency_ms`` measures the stages and not a queue that no counter would
+ever build.
+
+Early work: when the front end says the talker paused (``SpeechPaused``), the utterance as it
+stands is interpreted at once, without committing anything to the session. If the final
+utterance is that one, its result is taken (the words were ready before the hangover ended);
+otherwise it is dropped and the final one is interpreted as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -25,7 +32,7 @@ from typing import TYPE_CHECKING
 from madoguchi.audio.source import AudioSource
 from madoguchi.controls.counter import CounterState
 from madoguchi.errors import AudioDeviceNotFoundError
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechSoFar, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechPaused, SpeechSoFar, Utterance
 from madoguchi.frontend.pipeline import Frontend
 
 if TYPE_CHECKING:
@@ -67,6 +74,8 @@ def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEven
         return None
     if counter.swapped and isinstance(event, (SpeakerHeard, SpeechSoFar, Utterance)):
         return dataclasses.replace(event, side="resident" if event.side == "staff" else "staff")
+    if counter.swapped and isinstance(event, SpeechPaused):
+        return SpeechPaused(as_counter_sees(event.utterance, counter))
     return event
 
 
@@ -84,13 +93,18 @@ class Capture:
         self._handled = threading.Semaphore(0)
         self.counter = CounterState()  # the buttons' state; the loop replaces it whole
 
+    @property
+    def paced(self) -> bool:
+        """Audio arrives in real time (a device, or a replay at its own pace)."""
+        return self._paced
+
     def stop(self) -> None:
         self.stopping.set()
         self._handled.release()  # never leave the thread waiting for an utterance nobody handles
         self.source.close()
 
     def handled(self) -> None:
-        """The consumer finished an utterance (unpaced replay waits for this before reading on)."""
+        """The consumer finished an utterance or a pause (unpaced replay waits for this before reading on)."""
         if not self._paced:
             self._handled.release()
 
@@ -118,7 +132,7 @@ class Capture:
             if seen is None:
                 continue
             self._post(Heard(seen, time.monotonic()))
-            if isinstance(seen, Utterance) and not self._paced:
+            if isinstance(seen, (Utterance, SpeechPaused)) and not self._paced:
                 self._handled.acquire()
 
     def run(self) -> None:
@@ -151,6 +165,28 @@ class Capture:
 Output = Interpretation | Caption
 
 
+@dataclass
+class _EarlyWork:
+    """A paused utterance being interpreted before anyone knows it is final."""
+
+    paused: SpeechPaused
+    paused_wall: float
+    work: asyncio.Future
+    done_wall: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.work.add_done_callback(lambda _: setattr(self, "done_wall", time.monotonic()))
+
+    def timings(self, result: Interpretation, final: Utterance) -> dict[str, float]:
+        """The final's timings: its words were ready at the final decision or when the early work
+        ended, whichever came later, counted in audio time from the end of speech. (Live, audio and
+        wall time run together, so this is the wait a counter sees, queueing included; an unpaced
+        replay runs the early work alone and gets the same figure.)"""
+        vad_ms = (final.decided_at_s - final.end_s) * 1000.0
+        early_ms = (self.paused.utterance.decided_at_s - final.end_s) * 1000.0 + (self.done_wall - self.paused_wall) * 1000.0
+        return {**result.timings_ms, "vad_ms": round(vad_ms, 1), "latency_ms": round(max(vad_ms, early_ms), 1)}
+
+
 class Stages:
     """ASR and MT for each utterance, in order, on one dedicated thread; captions only when idle."""
 
@@ -166,10 +202,16 @@ class Stages:
         self._interval_s = interpreter.settings.asr.partial_interval_s
         self._last_caption = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._early: _EarlyWork | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="interpreter")
         self._want_caption()
+
+    @staticmethod
+    def takes(event: FrontendEvent) -> bool:
+        """The front-end events the stages work on (the rest is for the faces and the log)."""
+        return isinstance(event, (Utterance, SpeechPaused, SpeechSoFar))
 
     def submit(self, heard: Heard) -> None:
         self._queue.put_nowait(heard)
@@ -197,15 +239,41 @@ class Stages:
                     if caption is not None:
                         await self._on_output(caption)
                 loop.call_later(self._interval_s, self._want_caption)
+            elif isinstance(event, SpeechPaused):
+                await self._start_early(heard, event)
             elif isinstance(event, Utterance):
                 try:
-                    result = await self._attempt(event, self.interpreter.interpret, event, heard.wall_s)
+                    result = await self._early_result(event)
+                    if result is None:
+                        result = await self._attempt(event, self.interpreter.interpret, event, heard.wall_s)
                 finally:
                     if self._capture is not None:
                         self._capture.handled()
                 if result is not None:
                     await self._on_output(result)
                 self._want_caption()
+
+    async def _start_early(self, heard: Heard, paused: SpeechPaused) -> None:
+        """Interpret a paused utterance now, without committing it to the session."""
+        work = asyncio.ensure_future(self._attempt(paused, functools.partial(self.interpreter.interpret, commit=False), paused.utterance, heard.wall_s))
+        self._early = _EarlyWork(paused, heard.wall_s, work)
+        try:
+            if self._capture is not None and not self._capture.paced:
+                await work  # an unpaced replay runs the early work alone, as a live counter would
+        finally:
+            if self._capture is not None:
+                self._capture.handled()
+
+    async def _early_result(self, final: Utterance) -> Interpretation | None:
+        """The early result when ``final`` is the paused utterance (committed now), else None."""
+        early, self._early = self._early, None
+        if early is None:
+            return None
+        result = await early.work  # even when not ours: the worker is one thread, it must finish first
+        if result is None or not early.paused.confirmed_by(final):
+            return None
+        self.interpreter.commit(result)
+        return dataclasses.replace(result, utterance=final, timings_ms=early.timings(result, final))
 
     async def _attempt(self, event: Utterance | SpeechSoFar, work: Callable, *args: object):
         """One utterance's work on the worker thread. A failure loses that utterance, not the service:

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from madoguchi.config import LanguageSettings
-from madoguchi.events import Side, Utterance
+from madoguchi.events import Interpretation, Side, Utterance
 
 CONFIDENT_SIDE = 0.3  # side_confidence from which direction alone decides (decide_side's scale)
 SESSION_BOOST = 4.0  # the resident already heard in this session is this much more likely again
+# Shorter than this, Whisper base cannot tell a language (half a second of "Sí." scores zh 0.86):
+# a resident already heard keeps their language; a longer utterance is identified again.
+SHORT_UTTERANCE_S = 1.5
 AMBIGUOUS_STAFF_PRIOR = 0.5  # staff language's share of the prior when direction cannot tell
 
 
@@ -62,6 +65,8 @@ def language_request(utterance: Utterance, languages: LanguageSettings, session_
     if side_is_confident(utterance):
         if utterance.side == "staff":
             return LanguageRequest(languages.staff)
+        if session_lang in languages.residents and utterance.duration_s < SHORT_UTTERANCE_S:
+            return LanguageRequest(session_lang)
         priors = resident_priors(languages, session_lang)
         if len(priors) == 1:  # one resident language (a site's, or the one chosen with the button): nothing to identify
             return LanguageRequest(languages.residents[0])
@@ -89,3 +94,13 @@ def target_language(side: Side, languages: LanguageSettings, session_lang: str |
     weights = languages.resident_weights or (1.0,) * len(languages.residents)
     best = max(range(len(weights)), key=weights.__getitem__)  # ties: the first listed
     return languages.residents[best]
+
+
+def resident_language_heard(result: Interpretation, staff_lang: str) -> str | None:
+    """The resident's language this result teaches the session, if any: words from the resident
+    side in interpret mode, or, in easy-Japanese mode, a resident answering in their own language."""
+    if result.rejected or not result.text or result.side != "resident":
+        return None
+    if result.mode == "interpret" or (result.mode == "easy_japanese" and result.lang != staff_lang):
+        return result.lang
+    return None

@@ -48,9 +48,16 @@ class Interpreter:
         self.recognizer.close()
         self.translation.close()
 
-    def _expire_session(self, start_s: float) -> None:
+    def _session_lang_at(self, start_s: float) -> str | None:
+        """The resident's language for speech starting at ``start_s`` (forgotten after a long pause)."""
         if self._last_end_s is not None and start_s - self._last_end_s > SESSION_IDLE_S:
-            self.session_lang = None
+            return None
+        return self.session_lang
+
+    def commit(self, result: Interpretation) -> None:
+        """The session learns from a final result: when speech last ended, and the resident's language."""
+        self.session_lang = policy.resident_language_heard(result, self.settings.languages.staff) or self._session_lang_at(result.utterance.start_s)
+        self._last_end_s = result.utterance.end_s
 
     def _languages(self, counter: CounterState) -> LanguageSettings:
         """The site's languages, narrowed to the resident language chosen with the button."""
@@ -59,23 +66,25 @@ class Interpreter:
             return languages
         return dataclasses.replace(languages, residents=(counter.resident_lang,), resident_weights=())
 
-    def interpret(self, utterance: Utterance, decided_wall: float | None = None) -> Interpretation:
-        """``decided_wall``: the clock when the front end closed it (default: now), for latency_ms."""
+    def interpret(self, utterance: Utterance, decided_wall: float | None = None, *, commit: bool = True) -> Interpretation:
+        """``decided_wall``: the clock when the front end closed it (default: now), for latency_ms.
+
+        ``commit=False`` leaves the session as it was (early work on a paused utterance, which
+        the talker may go on with): ``commit`` it once it is final."""
         decided_wall = self._clock() if decided_wall is None else decided_wall
         counter = self.counter
-        self._expire_session(utterance.start_s)
-        self._last_end_s = utterance.end_s
+        session_lang = self._session_lang_at(utterance.start_s)
         languages = self._languages(counter)
-        request = policy.language_request(utterance, languages, self.session_lang, counter.mode, counter.resident_lang)
+        request = policy.language_request(utterance, languages, session_lang, counter.mode, counter.resident_lang)
         t0 = self._clock()
         heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
         if heard.rejected == "low_confidence" and heard.lang_scores:
-            heard = self._second_opinion(utterance, heard)
+            heard = self._second_opinion(utterance, heard, budget_s=self._clock() - t0)
         t1 = self._clock()
         side = policy.speaker_side(utterance, heard.lang, languages, counter.mode)
         translation = None
         if heard.rejected is None and heard.text:
-            translation = self._translate(heard.text, heard.lang, side, counter, languages)
+            translation = self._translate(heard.text, heard.lang, side, counter, languages, session_lang)
         t2 = self._clock()
         vad_ms = (utterance.decided_at_s - utterance.end_s) * 1000.0  # the endpointer's hangover, in audio time
         timings = {
@@ -86,20 +95,20 @@ class Interpreter:
         }
         if heard.rejected:
             log.info("%.2f-%.2f s %s: not transcribed (%s)", utterance.start_s, utterance.end_s, side, heard.rejected)
-        return Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings, counter.mode)
+        result = Interpretation(utterance, side, heard.lang, heard.text, translation, heard.rejected, heard.lang_probability, timings, counter.mode)
+        if commit:
+            self.commit(result)
+        return result
 
-    def _translate(self, text: str, lang: str, side: str, counter: CounterState, languages: LanguageSettings) -> Translation:
+    def _translate(self, text: str, lang: str, side: str, counter: CounterState, languages: LanguageSettings, session_lang: str | None) -> Translation:
         """Interpret mode translates; caption mode shows the words as said; easy Japanese rewrites the
         clerk's words and translates a resident who answers in their own language."""
         if counter.mode == "interpret":
-            if side == "resident":
-                self.session_lang = lang
-            return self.translation.translate(text, lang, policy.target_language(side, languages, self.session_lang))
+            return self.translation.translate(text, lang, policy.target_language(side, languages, session_lang))
         if counter.mode == "easy_japanese":
             if side == "staff" and lang == "ja":
                 return Translation(self.easy_japanese().text(text), lang, lang, "easy_japanese")
             if side == "resident" and lang != languages.staff:  # answered in their own language: the clerk reads it
-                self.session_lang = lang
                 return self.translation.translate(text, lang, languages.staff)
         return Translation(text, lang, lang, "same_language")
 
@@ -111,17 +120,19 @@ class Interpreter:
             self._easy = EasyJapanese(self.settings.easy_japanese)
         return self._easy
 
-    def _second_opinion(self, utterance: Utterance, heard: Transcription) -> Transcription:
+    def _second_opinion(self, utterance: Utterance, heard: Transcription, budget_s: float) -> Transcription:
         """Words the identified language cannot make sense of, tried in the runner-up languages.
 
         Half a second of "Hello." scores zh 0.37, en 0.27 with Whisper base; decoded as Chinese it
-        is noise (low confidence), as English it is "Hello?". Only close runners-up get a try, so
-        real noise costs at most RETRY_LANGUAGES more decodes and is still rejected.
+        is noise (low confidence), as English it is "Hello?". Only close runners-up get a try, and
+        only while the retries have spent less than ``budget_s`` (what the first pass took), so
+        noise costs at most about twice a plain pass and is still rejected.
         """
         ranked = sorted(heard.lang_scores.items(), key=lambda item: -item[1])
         top = ranked[0][1]
+        started = self._clock()
         for lang, score in ranked[1 : 1 + RETRY_LANGUAGES]:
-            if score < RETRY_MIN_SHARE * top:
+            if score < RETRY_MIN_SHARE * top or self._clock() - started >= budget_s:
                 break
             retry = self.recognizer.transcribe(utterance.audio, language=lang)
             if retry.rejected is None:

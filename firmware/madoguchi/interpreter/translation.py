@@ -19,7 +19,7 @@ from madoguchi.events import Translation
 from madoguchi.mt.glossary import Glossary
 from madoguchi.mt.phrasebook import Phrasebook
 from madoguchi.mt.router import MachineTranslation
-from madoguchi.mt.sentences import join_sentences, split_sentences
+from madoguchi.mt.sentences import join_clauses, join_sentences, split_clauses, split_sentences
 from madoguchi.mt.termfile import pushed_files
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,17 @@ class TranslationStage:
         pieces = [whole] if whole is not None else [self._sentence(s, source, target) for s in split_sentences(text)]
         return _combine(pieces, source, target)
 
+    def _clauses(self, sentence: str, source: str, target: str) -> _Piece | None:
+        """A sentence made of curated phrases joined by commas ("Hello, I need to register my new
+        address."): each clause from the phrasebook, or None unless every one of them is there."""
+        clauses = split_clauses(sentence)
+        if len(clauses) < 2:
+            return None
+        found = [self._phrase(c, source, target) for c in clauses]
+        if any(p is None for p in found):
+            return None
+        return _Piece(join_clauses([p.text for p in found], target), "phrasebook", any(p.needs_review for p in found))
+
     def _phrase(self, text: str, source: str, target: str) -> _Piece | None:
         if self.phrasebook is None:
             return None
@@ -77,7 +88,7 @@ class TranslationStage:
         return _Piece(match.translation, "phrasebook", match.needs_review) if match is not None else None
 
     def _sentence(self, sentence: str, source: str, target: str) -> _Piece:
-        phrase = self._phrase(sentence, source, target)
+        phrase = self._phrase(sentence, source, target) or self._clauses(sentence, source, target)
         if phrase is not None:
             return phrase
         if not self.can_machine_translate(source, target):

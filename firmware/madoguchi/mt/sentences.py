@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 _END = re.compile(r"[。！？．!?]+[」』）)\"'’”]*\s*|[.।॥။]+[\"'’”)]*\s+")
+_CLAUSE = re.compile(r"[、，]\s*|,\s+")  # Whisper writes "Hello, I need …" and "こんにちは、ご用件を…" as one sentence
+_CLAUSE_GLUE = {"ja": "、", "zh": "，"}
 NO_SPACE_BETWEEN_SENTENCES = frozenset({"ja", "zh"})
 
 
@@ -29,3 +31,17 @@ def join_sentences(sentences: list[str], lang: str) -> str:
     """Japanese and Chinese sentences follow each other without a space; other languages with one."""
     glue = "" if lang in NO_SPACE_BETWEEN_SENTENCES else " "
     return glue.join(s for s in (s.strip() for s in sentences) if s)
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """A sentence's comma-separated clauses ("Hello, I need to register my new address.")."""
+    return [c.strip() for c in _CLAUSE.split(sentence) if c.strip()]
+
+
+def join_clauses(clauses: list[str], lang: str) -> str:
+    """Clauses back into one sentence, each clause's own final stop dropped but the last one's."""
+    glue = _CLAUSE_GLUE.get(lang, ", ")
+    trimmed = [c.rstrip("。.") for c in clauses[:-1]] + clauses[-1:]
+    # Inside a sentence a clause starts small ("Hello, how can I …"), but "I" and names keep their capital.
+    trimmed[1:] = [c[0].lower() + c[1:] if len(c) > 1 and c[0].isupper() and c[1].islower() else c for c in trimmed[1:]]
+    return glue.join(trimmed)
