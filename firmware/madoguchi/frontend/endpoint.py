@@ -7,9 +7,10 @@ Two silences matter. A talker pauses between phrases and sentences of one turn (
 0.7 s), so an utterance ends only after ``hangover`` (0.8 s) of silence: shorter, and one
 sentence reaches the other side in pieces, each translated without the rest. Waiting that long
 before starting ASR would cost the whole hangover in latency, so after ``pause`` (0.32 s) the
-endpointer says ``Paused``: ASR may start on the utterance as it stands. If nobody speaks again
-before the hangover ends, the ``Closed`` utterance is exactly the paused one and its words are
-ready; if the talker goes on, that early work is dropped.
+endpointer says ``Paused`` (``early_asr_ms``): ASR may start on the utterance as it stands. If
+nobody speaks again before the hangover ends, the ``Closed`` utterance is exactly the paused one
+and its words are ready; if the talker goes on, that early work is dropped. When ``Paused`` is said
+changes no boundary: what speech after a pause has to show is fixed by ``PAUSE_MS``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from enum import Enum
 from madoguchi.config import VadSettings
 
 
+PAUSE_MS = 320  # silence after which a talker has paused: going on needs what starting needs
 CHALLENGE_GAP_FRAMES = 3  # a gap in the other side's speech longer than this (~100 ms) restarts its challenge
 
 
@@ -39,7 +41,8 @@ class EndpointTiming:
     hold_gate_db: float  # ... and to continue it
     min_speech_frames: int
     hangover_frames: int
-    pause_frames: int  # silence after which Paused is said (no more than the hangover)
+    pause_frames: int  # silence after which the talker has paused (PAUSE_MS)
+    early_frames: int  # silence after which Paused is said (no more than the hangover)
     min_utterance_frames: int
     max_utterance_frames: int
     turn_frames: int  # speech frames from the other side that make a new turn
@@ -56,7 +59,8 @@ class EndpointTiming:
             hold_gate_db=vad.hold_gate_db,
             min_speech_frames=frames(vad.min_speech_ms),
             hangover_frames=frames(vad.hangover_ms),
-            pause_frames=min(frames(vad.early_asr_ms), frames(vad.hangover_ms)),
+            pause_frames=min(frames(PAUSE_MS), frames(vad.hangover_ms)),
+            early_frames=min(frames(vad.early_asr_ms), frames(vad.hangover_ms)),
             min_utterance_frames=round(vad.min_utterance_ms / frame_ms),
             max_utterance_frames=frames(vad.max_utterance_s * 1000),
             turn_frames=frames(vad.turn_change_ms),
@@ -225,7 +229,7 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
                 return EndpointState(), (Closed(state.start, state.resume_end, "turn"), Opened(state.resume_start),
                                          _close(state.resume_start, state.last_speech + 1, "silence", timing))
             return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
-        if silent == timing.pause_frames and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
+        if silent == timing.early_frames and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
             return state, (Paused(state.start, state.last_speech + 1),)
         return state, ()
     if state.phase is Phase.ONSET and frame + 1 - state.start >= timing.min_speech_frames:

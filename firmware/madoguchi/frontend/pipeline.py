@@ -146,6 +146,10 @@ class Frontend:
         state = self._state
         if state.phase is not endpoint.Phase.SPEECH or self._accumulated is None or (self._frame - state.start) * FRAME_S < min_s:
             return None
+        if state.resume_start >= 0 or self._frame - 1 - state.last_speech >= self._timing.pause_frames:
+            # The talker paused: the words so far are being interpreted already (SpeechPaused), and
+            # whose the speech after the pause is stays open until turn_frames of it are heard.
+            return None
         decision = decide_side(self._srp.response(self._accumulated), self.settings.sides, self._previous_side)
         if decision.off_counter:
             return None
