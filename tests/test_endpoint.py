@@ -176,5 +176,28 @@ def test_a_short_reply_inside_the_hangover_is_its_own_turn() -> None:
     # "Sí." (5 frames) 0.4 s after the clerk stopped: fewer frames than a turn needs, settled at the hangover's end.
     probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 5 + [0.0] * 30
     sides = ["staff"] * 20 + [None] * 12 + ["resident"] * 5 + [None] * 30
+    events = run(probabilities, sides=sides, timing=LONG_HANGOVER)
+    assert [e for _, e in events] == [Opened(0), Paused(0, 20), Closed(0, 20, "turn"), Opened(32), Paused(32, 37), Closed(32, 37, "silence")]
+    # The clerk's words are final a hangover after the clerk stopped, not after the reply: the reply
+    # does not extend the clerk's silence, and no second Paused undoes the ASR started at the first.
+    decided = next(i for i, e in events if e == Closed(0, 20, "turn"))
+    assert decided - 19 == LONG_HANGOVER.hangover_frames
+
+
+def test_the_talker_going_on_after_a_short_reply_is_a_new_utterance_once_the_hangover_is_over() -> None:
+    # Clerk, 0.4 s pause, resident "はい" (5 frames), 0.5 s, the clerk again: the clerk's first words
+    # ended a hangover after they stopped; the reply is its own turn; the clerk's next words a third.
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 5 + [0.0] * 16 + [0.9] * 20 + [0.0] * 30
+    sides = ["staff"] * 20 + [None] * 12 + ["resident"] * 5 + [None] * 16 + ["staff"] * 20 + [None] * 30
     events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
-    assert events == [Opened(0), Paused(0, 20), Paused(0, 37), Closed(0, 20, "turn"), Opened(32), Closed(32, 37, "silence")]
+    assert [e for e in events if isinstance(e, Closed)] == [Closed(0, 20, "turn"), Closed(32, 37, "turn"), Closed(53, 73, "silence")]
+
+
+def test_the_talkers_last_words_after_a_pause_stay_theirs_when_the_other_side_takes_the_turn() -> None:
+    # The resident stops, says a quiet last phrase 0.4 s later (3 frames), then the clerk answers:
+    # the resident's utterance ends after that phrase, exactly as it was paused (its ASR stands),
+    # and the clerk's turn starts at the clerk's first frame, not at the resident's phrase.
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 3 + [0.0] * 10 + [0.9] * 12 + [0.0] * 30
+    sides = ["resident"] * 20 + [None] * 12 + ["resident"] * 3 + [None] * 10 + ["staff"] * 12 + [None] * 30
+    events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
+    assert events[:5] == [Opened(0), Paused(0, 20), Paused(0, 35), Closed(0, 35, "turn"), Opened(45)]

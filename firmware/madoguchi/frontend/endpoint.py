@@ -91,7 +91,9 @@ class EndpointState:
     challenge_last: int = -1  # its latest frame
     # Speech again after a pause: whose it is, counted frame by frame until turn_frames of it.
     resume_start: int = -1  # first frame of that speech (-1: not resuming)
-    resume_end: int = -1  # where the speech before the pause ended
+    resume_end: int = -1  # after the talker's last own frame (at first: where the pause began)
+    resume_other_start: int = -1  # the other side's current run of frames in it: where their turn
+    resume_other_last: int = -1  # would begin, and its latest frame
     resume_own: int = 0  # its frames from the utterance's side ...
     resume_other: int = 0  # ... and from the other side
     last_own: int = -1  # last speech frame that did not come from the other side
@@ -190,18 +192,35 @@ def _resume(state: EndpointState, frame: int, side: str | None, timing: Endpoint
     """Speech after a pause: the same talker going on, or the other side's turn? Single frames'
     directions are noisy in a reverberant room, so turn_frames of it are counted by side first;
     if most came from the other side the pause ended the utterance and the new turn starts where
-    that speech began (a reply shorter than that is settled when the hangover ends, in ``step``)."""
+    that side's speech began; the talker's own words heard before it (a quiet last phrase) stay
+    theirs. A reply shorter than that is settled once the talker has been silent for the
+    hangover, in ``step``."""
     if state.resume_start < 0:
-        state = replace(state, resume_start=frame, resume_end=state.last_speech + 1, resume_own=0, resume_other=0)
+        state = replace(state, resume_start=frame, resume_end=state.last_speech + 1, resume_own=0, resume_other=0, resume_other_start=-1, resume_other_last=-1)
     own = side == state.side
-    state = replace(state, last_speech=frame, last_own=frame if own else state.last_own,
-                    resume_own=state.resume_own + own, resume_other=state.resume_other + (not own))
+    if own:
+        state = replace(state, last_own=frame, resume_own=state.resume_own + 1, resume_end=frame + 1)
+    else:
+        # As in a challenge: after a gap the other side's run starts again where the voice is now.
+        run_on = state.resume_other_start >= 0 and frame - state.resume_other_last <= CHALLENGE_GAP_FRAMES
+        state = replace(state, resume_other=state.resume_other + 1, resume_other_last=frame,
+                        resume_other_start=state.resume_other_start if run_on else frame)
+    state = replace(state, last_speech=frame)
     if state.resume_own + state.resume_other < timing.turn_frames:
         return state, ()
     if state.resume_other > state.resume_own:
-        other = "resident" if state.side == "staff" else "staff"
-        return _opened(state.resume_start, frame, other), (Closed(state.start, state.resume_end, "turn"), Opened(state.resume_start))
-    return replace(state, resume_start=-1, resume_end=-1, resume_own=0, resume_other=0, challenge=0), ()
+        return _opened(state.resume_other_start, frame, _other(state.side)), (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
+    return replace(state, resume_start=-1, resume_end=-1, resume_own=0, resume_other=0, resume_other_start=-1, resume_other_last=-1, challenge=0), ()
+
+
+def _talker_end(state: EndpointState) -> int:
+    """Where the talker's utterance ends if the speech after its pause is the other side's turn:
+    after its own frames, but never inside the other side's run (there they are reverberation)."""
+    return min(state.resume_end, state.resume_other_start) if state.resume_other_start >= 0 else state.resume_end
+
+
+def _other(side: str | None) -> str:
+    return "resident" if side == "staff" else "staff"
 
 
 def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
@@ -223,13 +242,19 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
                 # Split a monologue so downstream stages never wait unboundedly; speech goes on.
                 return _opened(frame + 1, frame, state.side), (Closed(state.start, frame + 1, "max_length"), Opened(frame + 1))
             return _continue_speech(state, frame, evidence.side, timing)
+        replied = state.resume_start >= 0 and state.resume_other > state.resume_own
+        if replied and frame - (_talker_end(state) - 1) >= timing.hangover_frames:
+            # Speech after the pause came mostly from the other side, too little of it to be a turn
+            # yet ("Sí."), and the talker has been silent for the hangover: their utterance ended
+            # where they stopped, not where the reply did (their paused words are the final ones).
+            # The reply goes on as the other side's utterance, with its own hangover.
+            reply = _opened(state.resume_other_start, state.last_speech, _other(state.side))
+            return reply, (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
         silent = frame - state.last_speech
         if silent >= timing.hangover_frames:
-            if state.resume_start >= 0 and state.resume_other > state.resume_own:  # a short reply: its own turn
-                return EndpointState(), (Closed(state.start, state.resume_end, "turn"), Opened(state.resume_start),
-                                         _close(state.resume_start, state.last_speech + 1, "silence", timing))
             return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
-        if silent == timing.early_frames and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
+        # No second Paused for a reply: the utterance as it stood at the first is the one that ends.
+        if silent == timing.early_frames and not replied and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
             return state, (Paused(state.start, state.last_speech + 1),)
         return state, ()
     if state.phase is Phase.ONSET and frame + 1 - state.start >= timing.min_speech_frames:
