@@ -25,7 +25,8 @@ class LatencyTable:
         rows = self.percentiles()
         order = [s for s in STAGE_ORDER if s in rows] + sorted(set(rows) - set(STAGE_ORDER))
         n = max((len(v) for v in self._values.values()), default=0)
-        lines = [f"per-stage timings over {n} utterances (latency_ms = end of speech to translation: endpointing hangover + ASR + MT)",
+        lines = [f"per-stage timings over {n} utterances (latency_ms = end of speech to translation: the hangover, or ASR + MT started "
+                 "early in the pause if they end later)",
                  f"{'stage':<12}{'p50 ms':>9}{'p95 ms':>9}"]
         lines += [f"{stage:<12}{rows[stage][0]:>9.0f}{rows[stage][1]:>9.0f}" for stage in order]
         return "\n".join(lines)
