@@ -10,6 +10,10 @@ import numpy as np
 Side = Literal["staff", "resident"]
 
 
+def other_side(side: Side) -> Side:
+    return "resident" if side == "staff" else "staff"
+
+
 @dataclass(frozen=True)
 class SpeechStarted:
     """An utterance opened at ``start_s`` (audio time): the moment to show "listening"."""

@@ -24,7 +24,7 @@ from madoguchi.display.devices import Panel
 from madoguchi.display.render import render_face
 from madoguchi.display.state import DisplayState, Surroundings
 from madoguchi.display.view import Broker, FaceView
-from madoguchi.events import Caption, FrontendEvent, Interpretation, Side
+from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, other_side
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Faces:
 
     def panel_for(self, side: Side) -> Panel | None:
         """The panel in front of ``side``: swapped sides (the box turned round) exchange the panels."""
-        return self.panels.get(display_state.other(side) if self.around.counter.swapped else side)
+        return self.panels.get(other_side(side) if self.around.counter.swapped else side)
 
     def push(self, now_s: float) -> dict[Side, bool]:
         """Draw both faces at ``now_s`` and send what changed (blocking); returns which were sent."""

@@ -22,7 +22,7 @@ from importlib import resources
 from madoguchi.config import Settings
 from madoguchi.controls.counter import CounterState, picker_choices
 from madoguchi.display.view import Broker, FaceView, StatusLine
-from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected, other_side
 from madoguchi.languages import native_name
 
 OPERATOR_MARK_S = 120.0  # how long the faces show that a remote interpreter was called
@@ -75,10 +75,6 @@ class Surroundings:
     hint: str | None = None  # a condition to look at, not an error: e.g. check_sides (most speech from where neither side is)
 
 
-def other(side: Side) -> Side:
-    return "resident" if side == "staff" else "staff"
-
-
 def _forget_if_quiet(state: DisplayState, now_s: float, clear_after_s: float) -> DisplayState:
     """After a quiet spell the words are gone for good: the next resident never sees the last one's."""
     if state.last_activity_s is not None and now_s - state.last_activity_s >= clear_after_s:
@@ -107,7 +103,7 @@ def _drop_partial(words: Words | None) -> Words | None:
 def said(state: DisplayState, output: Interpretation | Caption, mode: str, now_s: float, clear_after_s: float) -> DisplayState:
     """Live or final words: the speaker's face echoes them, the listener's face shows them translated."""
     state = _forget_if_quiet(state, now_s, clear_after_s)
-    speaker, listener = output.side, other(output.side)
+    speaker, listener = output.side, other_side(output.side)
     if isinstance(output, Caption):
         live = Words(output.text, output.lang, now_s, partial=True)
         state = state.with_face(speaker, dataclasses.replace(state.face(speaker), echo=live))
@@ -179,7 +175,7 @@ def views(state: DisplayState, settings: Settings, around: Surroundings, now_s: 
     faces: dict[Side, FaceView] = {}
     for side in ("staff", "resident"):
         status = StatusLine(
-            speaking=state.speaking, own_lang=langs[side] or "auto", other_lang=langs[other(side)], mic_level=around.mic_level,
+            speaking=state.speaking, own_lang=langs[side] or "auto", other_lang=langs[other_side(side)], mic_level=around.mic_level,
             muted=counter.muted, broker=around.broker, error=around.error or around.hint, mode=counter.mode, operator_call=calling,
         )
         words = state.face(side)

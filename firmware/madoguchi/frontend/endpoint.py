@@ -15,10 +15,11 @@ changes no boundary: what speech after a pause has to show is fixed by ``PAUSE_M
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 from madoguchi.config import VadSettings
+from madoguchi.events import other_side
 
 
 PAUSE_MS = 320  # silence after which a talker has paused: going on needs what starting needs
@@ -142,10 +143,19 @@ def is_speech_frame(state: EndpointState, evidence: FrameEvidence, timing: Endpo
     """
     if not evidence.from_a_side:
         return False
-    paused = frame is not None and frame - state.last_speech > timing.pause_frames
-    if state.phase is Phase.SPEECH and not paused:
+    if state.phase is Phase.SPEECH and not (frame is not None and _paused(state, frame, timing)):
         return evidence.probability >= timing.silence_threshold and evidence.above_background_db >= timing.hold_gate_db
     return evidence.probability >= timing.speech_threshold and evidence.above_background_db >= timing.start_gate_db
+
+
+def _paused(state: EndpointState, frame: int, timing: EndpointTiming) -> bool:
+    return frame - state.last_speech > timing.pause_frames
+
+
+def after_pause(state: EndpointState, frame: int, timing: EndpointTiming) -> bool:
+    """Frame ``frame`` of an open utterance comes after the talker paused: either the silence is
+    that long already, or speech resumed after it and whose it is has not been settled yet."""
+    return state.resume_start >= 0 or _paused(state, frame, timing)
 
 
 def with_side(state: EndpointState, side: str) -> EndpointState:
@@ -188,6 +198,13 @@ def _continue_speech(state: EndpointState, frame: int, side: str | None, timing:
     return _opened(start, frame, side), (Closed(state.start, end, "turn"), Opened(start))
 
 
+_RESUME_FIELDS = {f.name: f.default for f in fields(EndpointState) if f.name.startswith("resume_")}
+
+
+def _not_resuming(state: EndpointState) -> EndpointState:
+    return replace(state, **_RESUME_FIELDS)
+
+
 def _resume(state: EndpointState, frame: int, side: str | None, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
     """Speech after a pause: the same talker going on, or the other side's turn? Single frames'
     directions are noisy in a reverberant room, so turn_frames of it are counted by side first;
@@ -196,7 +213,7 @@ def _resume(state: EndpointState, frame: int, side: str | None, timing: Endpoint
     theirs. A reply shorter than that is settled once the talker has been silent for the
     hangover, in ``step``."""
     if state.resume_start < 0:
-        state = replace(state, resume_start=frame, resume_end=state.last_speech + 1, resume_own=0, resume_other=0, resume_other_start=-1, resume_other_last=-1)
+        state = replace(_not_resuming(state), resume_start=frame, resume_end=state.last_speech + 1)
     own = side == state.side
     if own:
         state = replace(state, last_own=frame, resume_own=state.resume_own + 1, resume_end=frame + 1)
@@ -209,18 +226,14 @@ def _resume(state: EndpointState, frame: int, side: str | None, timing: Endpoint
     if state.resume_own + state.resume_other < timing.turn_frames:
         return state, ()
     if state.resume_other > state.resume_own:
-        return _opened(state.resume_other_start, frame, _other(state.side)), (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
-    return replace(state, resume_start=-1, resume_end=-1, resume_own=0, resume_other=0, resume_other_start=-1, resume_other_last=-1, challenge=0), ()
+        return _opened(state.resume_other_start, frame, other_side(state.side)), (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
+    return replace(_not_resuming(state), challenge=0), ()
 
 
 def _talker_end(state: EndpointState) -> int:
     """Where the talker's utterance ends if the speech after its pause is the other side's turn:
     after its own frames, but never inside the other side's run (there they are reverberation)."""
     return min(state.resume_end, state.resume_other_start) if state.resume_other_start >= 0 else state.resume_end
-
-
-def _other(side: str | None) -> str:
-    return "resident" if side == "staff" else "staff"
 
 
 def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
@@ -235,7 +248,7 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
             return EndpointState(), ()
         state = replace(state, last_speech=frame)
     else:  # SPEECH
-        if speech and (state.resume_start >= 0 or frame - state.last_speech > timing.pause_frames):
+        if speech and after_pause(state, frame, timing):
             return _resume(state, frame, evidence.side, timing)
         if speech:
             if frame + 1 - state.start >= timing.max_utterance_frames:
@@ -248,7 +261,7 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
             # yet ("Sí."), and the talker has been silent for the hangover: their utterance ended
             # where they stopped, not where the reply did (their paused words are the final ones).
             # The reply goes on as the other side's utterance, with its own hangover.
-            reply = _opened(state.resume_other_start, state.last_speech, _other(state.side))
+            reply = _opened(state.resume_other_start, state.last_speech, other_side(state.side))
             return reply, (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
         silent = frame - state.last_speech
         if silent >= timing.hangover_frames:

@@ -146,7 +146,7 @@ class Frontend:
         state = self._state
         if state.phase is not endpoint.Phase.SPEECH or self._accumulated is None or (self._frame - state.start) * FRAME_S < min_s:
             return None
-        if state.resume_start >= 0 or self._frame - 1 - state.last_speech >= self._timing.pause_frames:
+        if endpoint.after_pause(state, self._frame, self._timing):
             # The talker paused: the words so far are being interpreted already (SpeechPaused), and
             # whose the speech after the pause is stays open until turn_frames of it are heard.
             return None
@@ -223,7 +223,7 @@ class Frontend:
         evidence, state = observed.evidence, self._state
         if state.phase is not endpoint.Phase.SPEECH or observed.cross is None or not evidence.from_a_side:
             return evidence
-        if state.resume_start >= 0 or index - state.last_speech > self._timing.pause_frames:
+        if endpoint.after_pause(state, index, self._timing):
             first = state.resume_start if state.resume_start >= 0 else index
         elif state.challenge or evidence.side != state.side:
             first = state.challenge_start if state.challenge else index

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from madoguchi.audio.source import AudioSource
 from madoguchi.controls.counter import CounterState
 from madoguchi.errors import AudioDeviceNotFoundError
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechPaused, SpeechSoFar, Utterance
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechPaused, SpeechSoFar, Utterance, other_side
 from madoguchi.frontend.pipeline import Frontend
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEven
     if counter.muted:
         return None
     if counter.swapped and isinstance(event, (SpeakerHeard, SpeechSoFar, Utterance)):
-        return dataclasses.replace(event, side="resident" if event.side == "staff" else "staff")
+        return dataclasses.replace(event, side=other_side(event.side))
     if counter.swapped and isinstance(event, SpeechPaused):
         return SpeechPaused(as_counter_sees(event.utterance, counter))
     return event
