@@ -201,3 +201,17 @@ def test_the_talkers_last_words_after_a_pause_stay_theirs_when_the_other_side_ta
     sides = ["resident"] * 20 + [None] * 12 + ["resident"] * 3 + [None] * 10 + ["staff"] * 12 + [None] * 30
     events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
     assert events[:5] == [Opened(0), Paused(0, 20), Paused(0, 35), Closed(0, 35, "turn"), Opened(45)]
+
+
+def test_the_talker_has_paused_when_only_the_other_sides_voice_goes_on() -> None:
+    """Live captions stop when the talker stops, even while a few frames of the other side's voice
+    (too few for a turn) keep the utterance open."""
+    sides: list[str | None] = ["staff"] * 20 + ["resident"] * 2 + [None] * 2 + ["resident"] * 2 + [None] * 2 + ["resident"] * 2 + [None] * 4
+    state = endpoint.EndpointState()
+    paused = []
+    for i, side in enumerate(sides):
+        state, _ = endpoint.step(state, i, FrameEvidence(0.9 if side else 0.0, 20.0, side or "staff"), TIMING)
+        paused.append((endpoint.after_pause(state, i, TIMING), endpoint.talker_paused(state, i, TIMING)))
+    assert state.phase is endpoint.Phase.SPEECH  # still open: the other side's frames held it
+    assert paused[19] == (False, False)
+    assert paused[-1] == (False, True)  # not a pause for the endpointer, but the talker has stopped

@@ -158,6 +158,13 @@ def after_pause(state: EndpointState, frame: int, timing: EndpointTiming) -> boo
     return state.resume_start >= 0 or _paused(state, frame, timing)
 
 
+def talker_paused(state: EndpointState, frame: int, timing: EndpointTiming) -> bool:
+    """The open utterance's talker has stopped for ``pause_frames``, counting only their own
+    frames: a few frames of the other side's voice (too few for a turn yet) hold the utterance
+    open, but they are not the talker's words, so live captions of them stop here."""
+    return after_pause(state, frame, timing) or frame - state.last_own > timing.pause_frames
+
+
 def with_side(state: EndpointState, side: str) -> EndpointState:
     """The open utterance is ``side``'s after all: its first frames' directions misled the count
     (the front end knows from all of its speech so far); any challenge by that side is over."""

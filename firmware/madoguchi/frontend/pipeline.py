@@ -146,7 +146,7 @@ class Frontend:
         state = self._state
         if state.phase is not endpoint.Phase.SPEECH or self._accumulated is None or (self._frame - state.start) * FRAME_S < min_s:
             return None
-        if endpoint.after_pause(state, self._frame, self._timing):
+        if endpoint.talker_paused(state, self._frame, self._timing):
             # The talker paused: the words so far are being interpreted already (SpeechPaused), and
             # whose the speech after the pause is stays open until turn_frames of it are heard.
             return None
