@@ -21,7 +21,9 @@ from gpiozero.exc import BadPinFactory
 from gpiozero.pins.mock import MockFactory
 
 from madoguchi.config import ControlsSettings, DisplaySettings, Settings, settings_from_layers
-from madoguchi.controls import BUTTONS, Controls, ControlsError, CounterState, check_pins
+from madoguchi.controls import Controls, ControlsError
+from madoguchi.pins import check_pins
+from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.controls.gpio import BUTTON_KEYS, lit_face
 from madoguchi.errors import ConfigError, MadoguchiError
 
@@ -390,7 +392,7 @@ def test_spi1_has_its_own_pins() -> None:
 
 
 def test_other_spi_ports_are_not_checked_and_say_so(caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="madoguchi.controls.pins"):
+    with caplog.at_level(logging.WARNING, logger="madoguchi.pins"):
         assert check_pins(settings(display=(DisplaySettings, {"spi_port": 3}), controls=(ControlsSettings, {"mute_pin": 10}))) == []
     assert "spi_port = 3" in caplog.text and "not checked" in caplog.text
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from madoguchi.config import MODES, Settings
-from madoguchi.controls.counter import BUTTONS, CounterState, hold, picker_choices, press
+from madoguchi.counter import BUTTONS, CounterState, hold, picker_choices, press
 
 RESIDENTS = ("en", "vi", "zh")
 

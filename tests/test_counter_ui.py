@@ -11,10 +11,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from madoguchi.config import ControlsSettings, DisplaySettings, Settings
-from madoguchi.controls.counter import CounterState
+from madoguchi.counter import CounterState
 from madoguchi.counter_ui import CounterUI
 from madoguchi.events import SpeechSoFar, SpeechStarted, Utterance
-from madoguchi.interpreter.pipeline import as_counter_sees
+from madoguchi.app.capture import as_counter_sees
 
 SETTINGS = dataclasses.replace(Settings(), display=DisplaySettings(driver="dummy"), controls=ControlsSettings(bounce_s=0.01, hold_s=0.3))
 PINS = SETTINGS.controls
@@ -43,8 +43,14 @@ class Box:
         self.calls = 0
         self.problems: list[tuple[str, str]] = []
         self.now = 100.0
-        self.ui = CounterUI(settings, on_counter=self.states.append, on_operator_call=self._called, on_problem=lambda c, m: self.problems.append((c, m)),
-                            pin_factory=self.factory, clock=lambda: self.now)
+        self.counter = CounterState(mode=settings.display.mode)
+        self.ui = CounterUI(settings, counter=lambda: self.counter, on_counter=self._set_counter, on_operator_call=self._called,
+                            on_problem=lambda c, m: self.problems.append((c, m)), pin_factory=self.factory, clock=lambda: self.now)
+
+    def _set_counter(self, counter: CounterState) -> None:  # as the runner does: keep it, tell the faces
+        self.counter = counter
+        self.states.append(counter)
+        self.ui.show_counter(counter)
 
     def _called(self) -> None:
         self.calls += 1
@@ -177,8 +183,8 @@ def test_a_muted_box_runs_no_speech_through_the_front_end() -> None:
     from pathlib import Path
 
     from madoguchi.config import load_settings
-    from madoguchi.interpreter.pipeline import Capture, Heard
-    from madoguchi.replay import build_frontend, recording_source
+    from madoguchi.app.capture import Capture, Heard
+    from madoguchi.app.parts import build_frontend, recording_source
 
     demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
     settings = load_settings(demo / "counter-demo.toml", system_layers=False)
@@ -201,7 +207,7 @@ def test_the_front_end_says_who_is_speaking_before_the_turn_ends() -> None:
 
     from madoguchi.config import load_settings
     from madoguchi.events import SpeakerHeard
-    from madoguchi.replay import frontend_events
+    from madoguchi.app.parts import frontend_events
 
     demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
     settings = load_settings(demo / "counter-demo.toml", system_layers=False)

@@ -178,7 +178,7 @@ def test_a_failing_utterance_is_reported_and_the_service_goes_on(listener: Notif
 
     from madoguchi.asr.errors import AsrEngineError
     from madoguchi.config import load_settings
-    from madoguchi.replay import build_interpreter, recording_source
+    from madoguchi.app.parts import build_interpreter, recording_source
 
     audio, rate = soundfile.read(DEMO / "counter-demo.flac", dtype="float32")
     short = tmp_path / "first-8s.flac"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from madoguchi.config import Settings
-from madoguchi.controls.counter import CounterState
+from madoguchi.counter import CounterState
 from madoguchi.display import state as ds
 from madoguchi.display.state import DisplayState, Surroundings
 from madoguchi.events import Caption, Interpretation, SpeakerHeard, SpeechSoFar, SpeechStarted, Translation, Utterance

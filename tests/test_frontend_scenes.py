@@ -19,7 +19,7 @@ from madoguchi.events import SpeechPaused, Utterance
 from madoguchi.frontend.pipeline import Frontend
 from madoguchi.frontend.placement import OFF_SHARE, PlacementTracker
 from madoguchi.frontend.vad import SileroVad
-from madoguchi.replay import frontend_events, recording_source
+from madoguchi.app.parts import frontend_events, recording_source
 from tests.bench.evaluate import SceneRun, run_scene
 from tests.sim.counter import build_scene, standard_scenes
 from tests.sim.score import FrontendScore, score, table

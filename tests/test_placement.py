@@ -20,7 +20,8 @@ from madoguchi.config import Settings, SidesSettings, load_settings
 from madoguchi.events import Utterance, UtteranceRejected
 from madoguchi.frontend.placement import CLEAR_SHARE, MIN_HEARD_S, OFF_SHARE, PlacementTracker, line_axis_deg
 from madoguchi.geometry import angular_distance_deg
-from madoguchi.replay import frontend_events, placement_hint
+from madoguchi.app.parts import frontend_events
+from madoguchi.app.records import placement_hint
 from madoguchi.telemetry.schemas import problems
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -362,7 +362,7 @@ def test_the_operator_call_button_reaches_the_fleet(broker, tmp_path: Path) -> N
 
     from madoguchi.config import load_settings
     from madoguchi.daemon import serve
-    from madoguchi.replay import recording_source
+    from madoguchi.app.parts import recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"

@@ -11,13 +11,16 @@ a ``[sides]`` table and, with ``--write``, merged into the config file atomicall
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from madoguchi.app.sinks import CalibrationCollector
 from madoguchi.config import Settings, read_toml, settings_from_layers
 from madoguchi.errors import CalibrationError
 from madoguchi.events import FrontendEvent, Utterance
@@ -100,3 +103,25 @@ def write_sides(path: Path, staff_deg: float, resident_deg: float) -> None:
                 body = line + body
         text = text[: section.start("body")] + body + text[section.end("body") :]
     atomic_write_text(path, text)
+
+
+def listen(settings: Settings, recording: Path) -> list[FrontendEvent]:
+    """The front end's events for a recording of one side speaking (the session runner, front end only)."""
+    from madoguchi.app.parts import recording_source
+
+    return _collect(settings, recording_source(settings, recording), CalibrationCollector(), paced=False)
+
+
+def listen_live(settings: Settings, side: str, seconds: float) -> list[FrontendEvent]:
+    """``seconds`` of one side speaking at the array."""
+    from madoguchi.audio.capture import PyAudioSource
+
+    print(f"{side}: please speak normally for {seconds:g} seconds, starting now", file=sys.stderr)
+    return _collect(settings, PyAudioSource(settings.audio, settings.array.n_mics), CalibrationCollector(seconds), paced=True)
+
+
+def _collect(settings: Settings, source, collector: CalibrationCollector, paced: bool) -> list[FrontendEvent]:
+    from madoguchi.app.runner import Runner
+
+    asyncio.run(Runner(settings, source, [collector], paced=paced).run())
+    return collector.events

@@ -41,19 +41,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return _load(args)[0]
 
 
-def _telemetry(settings: Settings, layers: list, **kwargs: object):
-    """The MQTT telemetry of this box, or None when [mqtt] host is not set."""
-    if not settings.mqtt.enabled:
-        return None
-    from madoguchi.telemetry.service import Telemetry
-
-    from madoguchi.frontend.vad import bundled_model_path
-
-    telemetry = Telemetry(settings, layers, models=[bundled_model_path().stem], **kwargs)
-    telemetry.start()
-    return telemetry
-
-
 def _setup_logging(verbose: int) -> None:
     chosen = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=chosen, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -70,7 +57,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings, layers = _load(args)
     _check_frames(args)
-    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, _telemetry(settings, layers), stages=args.stages, frames_dir=args.frames)
+    count = run_replay(settings, args.input, sys.stdout, args.json, args.realtime, layers, stages=args.stages, frames_dir=args.frames)
     log.info("%d utterances", count)
     return 0
 
@@ -115,14 +102,13 @@ def ensure_demo_models(settings: Settings) -> Path:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from madoguchi import calibrate
-    from madoguchi.replay import frontend_events
 
     settings = _settings(args)
     wide = calibrate.open_sectors(settings)
     if args.live:
-        events = {side: _capture_side(wide, side, args.live) for side in ("staff", "resident")}
+        events = {side: calibrate.listen_live(wide, side, args.live) for side in ("staff", "resident")}
     else:
-        events = {"staff": list(frontend_events(wide, args.staff)), "resident": list(frontend_events(wide, args.resident))}
+        events = {"staff": calibrate.listen(wide, args.staff), "resident": calibrate.listen(wide, args.resident)}
     staff_estimate = calibrate.side_azimuth("staff", events["staff"])
     resident_estimate = calibrate.side_azimuth("resident", events["resident"])
     staff, resident = staff_estimate.azimuth_deg, resident_estimate.azimuth_deg
@@ -141,27 +127,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capture_side(settings: Settings, side: str, seconds: float) -> list:
-    from madoguchi.audio.capture import PyAudioSource
-    from madoguchi.replay import build_frontend
-
-    print(f"{side}: please speak normally for {seconds:g} seconds, starting now", file=sys.stderr)
-    frontend = build_frontend(settings)
-    events: list = []
-    captured = 0
-    with PyAudioSource(settings.audio, settings.array.n_mics) as source:
-        for block in source.blocks():
-            events += frontend.process(block)
-            captured += len(block)
-            if captured >= seconds * source.sample_rate:
-                break
-    return events + frontend.flush()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from madoguchi.audio.capture import PyAudioSource
     from madoguchi.daemon import serve
-    from madoguchi.replay import build_interpreter, recording_source
+    from madoguchi.app.parts import build_interpreter, recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     settings, layers = _load(args)
@@ -188,6 +157,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for device in devices:
         print(f"{device.index:3d}  {device.name}  ({device.max_input_channels} ch, {device.default_sample_rate:g} Hz)")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from madoguchi import doctor
+
+    settings, layers, problem = None, [], None
+    try:
+        settings, layers = _load(args)
+    except ConfigError as err:  # a broken config is the doctor's first finding, not its end
+        problem = err
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.ERROR)  # the table says everything; no INFO lines around it
+    checks = doctor.run_checks(settings, layers, config_error=problem, listen_s=args.listen)
+    print(doctor.as_json(checks, settings, layers) if args.json else doctor.format_table(checks))
+    return doctor.exit_code(checks)
 
 
 def cmd_fleet_status(args: argparse.Namespace) -> int:
@@ -326,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(func=cmd_devices)
+    doctor = with_config(sub.add_parser("doctor", help="check the box: mic array, panels, models, broker, clock, disk, temperature; exit 1 if anything failed"))
+    doctor.add_argument("--json", action="store_true", help="one JSON document: every check, and the effective config with the file that set each key")
+    doctor.add_argument("--listen", type=float, default=2.0, metavar="SECONDS", help="live audio to judge each mic channel (speak or clap meanwhile); 0: do not listen")
+    doctor.set_defaults(func=cmd_doctor)
     _fleet_parsers(sub, with_config)
     _models_parsers(sub, with_config)
     return parser

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from madoguchi.errors import ConfigError, ConfigProblem
+from madoguchi.geometry import check_geometry
 from madoguchi.languages import DAY_ONE_RESIDENT, WHISPER
+from madoguchi.pins import check_pins
 
 SYSTEM_CONFIG = Path("/etc/madoguchi/madoguchi.toml")
 BOOT_CONFIG = Path("/boot/firmware/madoguchi.toml")
@@ -270,6 +272,26 @@ class EasyJapaneseSettings:
     spaces: bool = True  # 分かち書き: a space between phrases
 
 
+SESSION_STARTS = ("speech", "button", "wake_phrase")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Privacy mode. ``speech``: the box interprets whenever someone speaks (no privacy mode).
+    ``button`` or ``wake_phrase``: nothing is transcribed or kept until a session starts, with the
+    clerk's mute button or the spoken wake phrase; it ends after ``idle_s`` without speech (or with
+    the button), and the box is closed again."""
+
+    start: str = field(default="speech", metadata=_allowed(lambda v: v in SESSION_STARTS, f"one of {', '.join(SESSION_STARTS)}"))
+    idle_s: float = field(default=60.0, metadata=_between(5.0, 3600.0))
+    wake_model: str = "wake-tsuuyaku-onegai"  # the wake phrase's model in the model store (`madoguchi models list`)
+    wake_threshold: float = field(default=0.5, metadata=_between(0.05, 0.99))
+
+    @property
+    def private(self) -> bool:
+        return self.start != "speech"
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -293,6 +315,7 @@ class Settings:
     display: DisplaySettings = DisplaySettings()
     controls: ControlsSettings = ControlsSettings()
     easy_japanese: EasyJapaneseSettings = EasyJapaneseSettings()
+    session: SessionSettings = SessionSettings()
     mqtt: MqttSettings = MqttSettings()
     paths: PathsSettings = PathsSettings()
     log: LogSettings = LogSettings()
@@ -431,9 +454,6 @@ def settings_from_layers(layers: list[tuple[str, dict[str, Any]]]) -> Settings:
             continue
         tables[table] = _TABLES[table](**_parse_table(_TABLES[table], table, raw, origin, problems))
     settings = Settings(**tables, sources=tuple(name for name, _ in layers))
-    from madoguchi.controls.pins import check_pins  # both import config types; import late
-    from madoguchi.geometry import check_geometry
-
     cross_checks = check_geometry(settings) + _check_languages(settings) + check_pins(settings)
     problems += [ConfigProblem(origin.get(f"{t}.{k}", origin.get(t, "defaults")), f"[{t}] {k}", m) for t, k, m in cross_checks]
     if problems:

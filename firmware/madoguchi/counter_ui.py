@@ -5,8 +5,9 @@ as an error (``display_unavailable``, ``controls_unavailable``) and the box goes
 a counter with no screen still counts, and one with no buttons is hands-free anyway.
 
 Button presses arrive on gpiozero's threads and hop onto the event loop, where the pure state
-machine (controls/counter.py) makes the next ``CounterState``; the loop hands it to whoever
-needs it (the capture thread: mute and swap; the interpreter: mode and language).
+machine (counter.py) makes the next ``CounterState`` from the runner's; the runner hands it to
+whoever needs it (the capture thread: mute and swap; the interpreter: mode and language; these
+faces, through ``show_counter``). The counter's state is kept in one place: the runner.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from madoguchi.config import Settings
-from madoguchi.controls import counter as counter_machine
-from madoguchi.controls.counter import CounterState
+from madoguchi import counter as counter_machine
+from madoguchi.counter import CounterState
 from madoguchi.display.view import Broker
 from madoguchi.events import Caption, FrontendEvent, Interpretation
 
@@ -36,10 +37,10 @@ PICKER_TIMEOUT_S = 20.0  # an open language list with no button pressed for this
 class CounterUI:
     """Faces and controls for ``madoguchi run``; every method runs on the event loop."""
 
-    def __init__(self, settings: Settings, *, on_counter: Callable[[CounterState], None], on_operator_call: Callable[[], None],
+    def __init__(self, settings: Settings, *, counter: Callable[[], CounterState], on_counter: Callable[[CounterState], None], on_operator_call: Callable[[], None],
                  on_problem: Callable[[str, str], None], pin_factory: object | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self.counter = CounterState(mode=settings.display.mode)
+        self._counter = counter  # the runner's state, read when a button needs it
         self._on_counter = on_counter
         self._on_operator_call = on_operator_call
         self._on_problem = on_problem
@@ -100,11 +101,17 @@ class CounterUI:
                 self.faces.operator_called(self._clock())
             self._on_operator_call()
 
+    @property
+    def counter(self) -> CounterState:
+        return self._counter()
+
     def _apply(self, counter: CounterState) -> None:
-        self.counter = counter
+        self._on_counter(counter)
+
+    def show_counter(self, counter: CounterState) -> None:
+        """The runner's counter state changed (a button here, or anything else): show it."""
         if self.faces is not None:
             self.faces.set_counter(counter)
-        self._on_counter(counter)
 
     def _close_forgotten_list(self, inputs_then: int) -> None:
         """A language list left open (the clerk walked away) closes by itself, choosing nothing."""

@@ -149,3 +149,41 @@ class Interpretation:
     lang_probability: float | None
     timings_ms: dict[str, float] = field(compare=False)
     mode: str = "interpret"  # interpret | caption | easy_japanese: what the other face was given
+
+
+@dataclass(frozen=True)
+class AudioState:
+    """The capture device's state: capturing, mic_lost, waiting_for_mic (``detail``: what was seen)."""
+
+    state: str
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "capturing"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failure the box survives and reports (a panel that will not open, an utterance whose ASR
+    failed): ``code`` as in the errors' codes, ``message`` for the log and the fleet."""
+
+    code: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class OperatorCalled:
+    """The clerk asked for a remote human interpreter (the operator button or a remote command)."""
+
+    source: str = "button"
+
+
+@dataclass(frozen=True)
+class SessionChanged:
+    """Privacy mode: a session opened (speech is interpreted) or closed (nothing is transcribed or
+    kept). ``by``: button, wake_phrase or idle; ``at_s``: audio time."""
+
+    open: bool
+    by: str
+    at_s: float

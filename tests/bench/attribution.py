@@ -38,7 +38,8 @@ import numpy as np
 from madoguchi.asr.base import open_recognizer
 from madoguchi.config import AsrSettings, Settings, load_settings
 from madoguchi.events import Utterance
-from madoguchi.replay import frontend_events, run_replay
+from madoguchi.app.parts import frontend_events
+from madoguchi.replay import run_replay
 from madoguchi.timing import StageTimer
 from tests.asr_assets import CHARACTER_LANGS, cpu_name, error_counts, speech_model_store
 from tests.cache import atomic_write_bytes, cache_dir, made_by, stable_hash

@@ -9,7 +9,7 @@ import soundfile
 
 from madoguchi.config import Settings, load_settings
 from madoguchi.events import Utterance, UtteranceRejected
-from madoguchi.replay import frontend_events
+from madoguchi.app.parts import frontend_events
 from madoguchi.timing import StageTimer
 from tests.sim.counter import Scene
 

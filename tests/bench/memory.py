@@ -27,7 +27,7 @@ def worker(backend: str) -> dict:
     from madoguchi.mt.engine import TranslationEngine
     from madoguchi.mt.glossary import Glossary
     from madoguchi.mt.phrasebook import Phrasebook
-    from madoguchi.replay import build_frontend
+    from madoguchi.app.parts import build_frontend
     from tests.asr_assets import utterance
     from tests.asr_assets import speech_model_store, status_mb
     from tests.bench.mt import SHAPES, model_folder

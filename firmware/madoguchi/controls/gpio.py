@@ -1,8 +1,8 @@
 """The clerk's buttons and the box's LEDs, through gpiozero.
 
 :class:`Controls` turns button edges into ``on_input(kind, button)`` calls, ``kind`` being
-``"press"`` or ``"hold"`` and ``button`` one of :data:`~madoguchi.controls.counter.BUTTONS`;
-what they mean is :mod:`~madoguchi.controls.counter`'s business. :meth:`Controls.show` drives the
+``"press"`` or ``"hold"`` and ``button`` one of :data:`~madoguchi.counter.BUTTONS`;
+what they mean is :mod:`~madoguchi.counter`'s business. :meth:`Controls.show` drives the
 LEDs from what the service knows (who speaks, the counter state, health).
 
 Press or hold, never both. A press is reported when the button is *released*, and only if it was
@@ -37,7 +37,7 @@ from gpiozero import LED, Button, GPIOPinInUse
 from gpiozero.exc import BadPinFactory
 
 from madoguchi.config import ControlsSettings
-from madoguchi.controls.counter import BUTTONS, CounterState
+from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.controls.errors import ControlsError
 from madoguchi.events import Side
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from madoguchi.config import Settings
-from madoguchi.controls.counter import CounterState
+from madoguchi.counter import CounterState
 from madoguchi.display import state as display_state
 from madoguchi.display.devices import Panel
 from madoguchi.display.render import render_face

@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 
 from madoguchi.config import Settings
-from madoguchi.controls.counter import CounterState, picker_choices
+from madoguchi.counter import CounterState, picker_choices
 from madoguchi.display.view import Broker, FaceView, StatusLine
 from madoguchi.events import Caption, FrontendEvent, Interpretation, Side, SpeakerHeard, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected, other_side
 from madoguchi.languages import native_name

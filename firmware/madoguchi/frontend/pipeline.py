@@ -116,6 +116,11 @@ class Frontend:
         return self._frame * FRAME_S
 
     @property
+    def in_utterance(self) -> bool:
+        """Speech has started and not yet ended (a candidate or an open utterance)."""
+        return self._state.phase is not endpoint.Phase.SILENCE
+
+    @property
     def background_dbfs(self) -> float | None:
         """What the room sounds like between utterances (health: a dead mic reads -100)."""
         return self._background.db if self._background.settled else None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from madoguchi.config import LanguageSettings, Settings
-from madoguchi.controls.counter import CounterState
+from madoguchi.counter import CounterState
 from madoguchi.events import Caption, Interpretation, SpeechSoFar, Translation, Utterance
 from madoguchi.interpreter import policy
 

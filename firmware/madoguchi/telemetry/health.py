@@ -1,7 +1,7 @@
 """Health readings of the box: what a fleet operator needs to see before a counter complains.
 
 Each reading degrades to None where the platform does not offer it (a development PC has no
-``vcgencmd`` and may have no thermal zone), so the same code runs on the Pi and in tests.
+Pi firmware flags and may have no thermal zone: thermal.py), so the same code runs on the Pi and in tests.
 """
 
 from __future__ import annotations
@@ -9,34 +9,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from madoguchi import thermal
+
 log = logging.getLogger(__name__)
 
-THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
-_THROTTLED_NOW = 0x0F  # under-voltage, frequency capped, throttled, soft temperature limit: now
-_THROTTLED_SINCE_BOOT = 0xF0000  # the same four, at any time since boot
 
 
-def cpu_temp_c(zone: Path = THERMAL_ZONE) -> float | None:
-    try:
-        return round(int(zone.read_text().strip()) / 1000.0, 1)
-    except (OSError, ValueError):
+def throttled_reading() -> dict[str, Any] | None:
+    """The Pi firmware's throttling flags for health (thermal.py reads them), None off a Pi."""
+    flags = thermal.throttled()
+    if flags is None:
         return None
-
-
-def throttled() -> dict[str, Any] | None:
-    """The Pi firmware's throttling flags (``vcgencmd get_throttled``), None off a Pi."""
-    try:
-        out = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=2, check=True).stdout
-        raw = out.strip().split("=", 1)[1]
-        flags = int(raw, 16)
-    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
-        return None
-    return {"raw": raw, "now": bool(flags & _THROTTLED_NOW), "since_boot": bool(flags & _THROTTLED_SINCE_BOOT)}
+    return {"raw": hex(flags.raw), "now": flags.now, "since_boot": flags.occurred}
 
 
 def memory_mb() -> tuple[float | None, float | None]:
@@ -66,15 +54,16 @@ def disk_free_mb(path: str) -> float | None:
 
 
 def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str | None, last_error: str | None, spool: dict[str, Any], ts: float,
-             panels: int | None = None, counter: dict[str, Any] | None = None, placement: dict[str, Any] | None = None) -> dict[str, Any]:
+             panels: int | None = None, counter: dict[str, Any] | None = None, placement: dict[str, Any] | None = None,
+             session: dict[str, Any] | None = None, thermal_load: dict[str, Any] | None = None) -> dict[str, Any]:
     """One health message (schemas/health.schema.json). ``placement``: where the last minutes' speech
     came from, and whether most of it came from outside both sides (the front end's verdict)."""
     total, available = memory_mb()
     return {
         "ts": round(ts, 3),
         "uptime_s": round(uptime_s(), 1),
-        "cpu_temp_c": cpu_temp_c(),
-        "throttled": throttled(),
+        "cpu_temp_c": thermal.cpu_temp_c(),
+        "throttled": throttled_reading(),
         "load_1m": round(os.getloadavg()[0], 2),
         "mem_total_mb": total,
         "mem_available_mb": available,
@@ -84,6 +73,8 @@ def readings(state_dir: str, *, mic_level_dbfs: float | None, audio_state: str |
         "last_error": last_error,
         "panels": panels,
         "counter": counter,
+        "session": session,
+        "thermal": thermal_load,
         "placement": placement,
         "spool": spool,
     }

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from madoguchi.config import Settings, read_toml, settings_from_layers
-from madoguchi.events import Utterance
+from madoguchi.events import Interpretation, Utterance
 from madoguchi.telemetry import commands, health, messages
 from madoguchi.telemetry.link import Link
 from madoguchi.telemetry.spool import Spool
@@ -94,6 +94,15 @@ class Telemetry:
         record = messages.utterance_usage(utterance, session, share_transcripts=self.settings.mqtt.share_transcripts, **details)
         self._append(self.topics.usage, record)
 
+    def record_interpretation(self, result: Interpretation) -> None:
+        """Usage of one interpreted utterance, built from the Interpretation the counter was shown:
+        its side (corrected by language ID), language and ``rejected`` (a rejected one's guessed
+        language stays out); words only leave if the site shares them."""
+        translation = result.translation
+        self.record_utterance(result.utterance, side=result.side, lang=result.lang, target_lang=translation.target_lang if translation else None,
+                              rejected=result.rejected, timings_ms=result.timings_ms, mode=result.mode, text=result.text or None,
+                              translation=translation.text if translation else None)
+
     def record_event(self, kind: str, code: str, message: str = "") -> None:
         self._append(self.topics.event, messages.event(kind, code, message))
 
@@ -134,7 +143,8 @@ class Telemetry:
         state = self._box_state()
         return health.readings(self.settings.paths.state_dir, mic_level_dbfs=state.get("mic_level_dbfs"), audio_state=state.get("audio_state"),
                                last_error=state.get("last_error"), spool=self.spool.stats().as_health(), ts=self._clock(),
-                               panels=state.get("panels"), counter=state.get("counter"), placement=state.get("placement"))
+                               panels=state.get("panels"), counter=state.get("counter"), placement=state.get("placement"),
+                               session=state.get("session"), thermal_load=state.get("thermal"))
 
     def publish_health(self) -> None:
         self.link.publish(self.topics.health, _json(self.health_message()), retain=True)

@@ -1,14 +1,6 @@
-"""The stages as concurrent tasks: capture and front end on a thread, ASR and MT on another.
-
-``Capture`` runs the blocking source and the front end on a worker thread and posts what it
-hears to the asyncio loop. ``Stages`` takes each utterance through the interpreter on its own
-single worker thread (the models are loaded once and never used from two threads), and, only
+"""ASR and MT as one asyncio task: ``Stages`` takes each utterance through the interpreter on its
+own single worker thread (the models are loaded once and never used from two threads), and, only
 while that thread would otherwise idle, captions the utterance still being spoken.
-
-Live audio is paced by the microphone. A recording replayed faster than real time is not: there
-the capture thread waits after each utterance (and each pause's early work) until it is
-interpreted, so that ``latency_ms`` measures the stages and not a queue that no counter would
-ever build.
 
 Early work: when the front end says the talker paused (``SpeechPaused``), the utterance as it
 stands is interpreted at once, without committing anything to the session. If the final
@@ -22,145 +14,19 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from madoguchi.audio.source import AudioSource
-from madoguchi.controls.counter import CounterState
-from madoguchi.errors import AudioDeviceNotFoundError
-from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeakerHeard, SpeechPaused, SpeechSoFar, Utterance, other_side
-from madoguchi.frontend.pipeline import Frontend
+from madoguchi.app.capture import Capture, Heard
+from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechPaused, SpeechSoFar, Utterance
 
 if TYPE_CHECKING:
     from madoguchi.interpreter.stage import Interpreter
 
 log = logging.getLogger(__name__)
-
-CAPTION_MIN_S = 1.0  # an utterance open this long gets live captions
-
-
-@dataclass(frozen=True)
-class AudioState:
-    """The capture device's state, for STATUS and the log: capturing, mic_lost, waiting_for_mic."""
-
-    state: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Heard:
-    """A front-end event and the clock when the front end produced it (for latency)."""
-
-    event: FrontendEvent
-    wall_s: float
-
-
-Item = Heard | AudioState | BaseException | None
-
-
-def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEvent | None:
-    """Privacy mute drops speech before anything transcribes it; swap exchanges the sides.
-
-    (While muted the capture thread does not even run the front end: audio is read and dropped.)
-
-    Swapping relabels the front end's decision rather than its azimuths, so hysteresis and the
-    off-counter gate (both symmetric) are unchanged by a box turned round.
-    """
-    if counter.muted:
-        return None
-    if counter.swapped and isinstance(event, (SpeakerHeard, SpeechSoFar, Utterance)):
-        return dataclasses.replace(event, side=other_side(event.side))
-    if counter.swapped and isinstance(event, SpeechPaused):
-        return SpeechPaused(as_counter_sees(event.utterance, counter))
-    return event
-
-
-class Capture:
-    """Source → front end on a worker thread; ``None`` posted at the end, exceptions posted, not lost."""
-
-    def __init__(self, source: AudioSource, frontend: Frontend, post: Callable[[Item], None], *, retry_s: float | None = None, paced: bool = True) -> None:
-        self.source = source
-        self.frontend = frontend
-        self._post = post
-        self._retry_s = retry_s
-        self._paced = paced
-        self.stopping = threading.Event()
-        self.caption_wanted = threading.Event()
-        self._handled = threading.Semaphore(0)
-        self.counter = CounterState()  # the buttons' state; the loop replaces it whole
-
-    @property
-    def paced(self) -> bool:
-        """Audio arrives in real time (a device, or a replay at its own pace)."""
-        return self._paced
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._handled.release()  # never leave the thread waiting for an utterance nobody handles
-        self.source.close()
-
-    def handled(self) -> None:
-        """The consumer finished an utterance or a pause (unpaced replay waits for this before reading on)."""
-        if not self._paced:
-            self._handled.release()
-
-    def _open_when_present(self) -> bool:
-        """Open the source; with ``retry_s``, wait for an unplugged array to appear. False if stopped first.
-
-        The service (``--wait-for-mic``) waits for the array and says so in its status, rather than
-        failing and exhausting systemd's restart budget; by hand, a missing array is an error.
-        """
-        while not self.stopping.is_set():
-            try:
-                self.source.open()
-                return True
-            except AudioDeviceNotFoundError as err:
-                if self._retry_s is None:
-                    raise
-                self._post(AudioState("waiting_for_mic", str(err)))
-                self.stopping.wait(self._retry_s)
-        return False
-
-    def _emit(self, events: list[FrontendEvent]) -> None:
-        counter = self.counter
-        for event in events:
-            seen = as_counter_sees(event, counter)
-            if seen is None:
-                continue
-            self._post(Heard(seen, time.monotonic()))
-            if isinstance(seen, (Utterance, SpeechPaused)) and not self._paced:
-                self._handled.acquire()
-
-    def run(self) -> None:
-        try:
-            if not self._open_when_present():
-                self._post(None)
-                return
-            with self.source:
-                was_muted = False
-                for block in self.source.blocks():
-                    if self.counter.muted:
-                        if not was_muted:  # the turn open at the press is dropped, never transcribed later
-                            self.frontend.flush()
-                            was_muted = True
-                        continue
-                    was_muted = False
-                    self._emit(self.frontend.process(block))
-                    if self.caption_wanted.is_set():
-                        snapshot = self.frontend.speech_so_far(CAPTION_MIN_S)
-                        if snapshot is not None:
-                            self.caption_wanted.clear()
-                            self._emit([snapshot])
-                self._emit(self.frontend.flush())
-        except BaseException as err:  # handed to the loop, which re-raises it: nothing is swallowed
-            self._post(err)
-            return
-        self._post(None)
-
 
 Output = Interpretation | Caption
 
@@ -203,6 +69,7 @@ class Stages:
         self._last_caption = 0.0
         self._task: asyncio.Task[None] | None = None
         self._early: _EarlyWork | None = None
+        self.busy_since: float | None = None  # when the worker's current job began (None: idle); a hung call shows here
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="interpreter")
@@ -278,8 +145,15 @@ class Stages:
     async def _attempt(self, event: Utterance | SpeechSoFar, work: Callable, *args: object):
         """One utterance's work on the worker thread. A failure loses that utterance, not the service:
         it is logged with its traceback and reported (on_error: the fleet's error event)."""
+        def timed() -> object:
+            self.busy_since = time.monotonic()
+            try:
+                return work(*args)
+            finally:
+                self.busy_since = None
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, timed)
         except Exception as err:
             log.exception("interpreting the utterance at %.2f s failed", event.start_s)
             if self._on_error is not None:

@@ -15,8 +15,10 @@ What counts as used:
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from madoguchi.config import Settings
+if TYPE_CHECKING:  # the loader calls these checks: no import of it at run time
+    from madoguchi.config import Settings
 
 log = logging.getLogger(__name__)
 
