@@ -313,7 +313,7 @@ def _edit_distance(a: list[str] | str, b: list[str] | str) -> int:
 
 def normalize_ja(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
-    return "".join(c for c in text if not unicodedata.category(c)[0] in "PZS" and not c.isspace())
+    return "".join(c for c in text if unicodedata.category(c)[0] not in "PZS" and not c.isspace())
 
 
 def normalize_en(text: str) -> list[str]:

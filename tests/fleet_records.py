@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from madoguchi.telemetry.schemas import problems
-
 
 NOW = 1_750_000_000.0  # a fixed "now" for everything time-based
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

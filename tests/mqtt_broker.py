@@ -48,7 +48,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import trustme
 
-from tests.mqtt_clients import CONNECT_TIMEOUT_S, Collector, connect_client, disconnect  # noqa: F401 (re-exported for tests)
+from tests.mqtt_clients import CONNECT_TIMEOUT_S, Collector, connect_client, disconnect
 
 if TYPE_CHECKING:
     from madoguchi.config import MqttSettings
@@ -131,7 +131,7 @@ class Broker:
             if self.running:
                 return
             self._write_config()
-            self._stderr = open(self.stderr_file, "ab")  # noqa: SIM115 - closed in _signal_and_reap
+            self._stderr = open(self.stderr_file, "ab")
             self._proc = subprocess.Popen(["mosquitto", "-c", str(self.conf_file)], stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, preexec_fn=_die_with_parent())
             _live.add(self)
             deadline = time.monotonic() + START_TIMEOUT_S

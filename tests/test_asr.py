@@ -17,7 +17,7 @@ from madoguchi.config import AsrSettings
 from madoguchi.errors import MadoguchiError
 from madoguchi.languages import DAY_ONE_RESIDENT
 from madoguchi.models.errors import ModelCorruptError, ModelMissingError, ModelTruncatedError
-from tests.asr_assets import babble, error_rate, ggml_model, make_clips, room_noise, silence, utterance, white_noise, whisper_ct2_dir
+from tests.asr_assets import babble, error_rate, ggml_model, make_clips, room_noise, silence, utterance, whisper_ct2_dir, white_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = ("ja", *DAY_ONE_RESIDENT)

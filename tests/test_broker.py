@@ -21,7 +21,7 @@ import trustme
 
 from madoguchi.telemetry.topics import ROOT as TOPIC_ROOT
 from madoguchi.telemetry.topics import Topics
-from tests.mqtt_broker import ACL_EXAMPLE, Broker, BoxLogin, connect_client, disconnect, free_port
+from tests.mqtt_broker import ACL_EXAMPLE, BoxLogin, Broker, connect_client, disconnect, free_port
 
 EXAMPLES = ACL_EXAMPLE.parent
 SITE, OTHER_SITE = "city-hall", "ward-office"

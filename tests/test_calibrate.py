@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from madoguchi.calibrate import side_azimuth, write_sides
 from madoguchi.config import load_settings

@@ -233,7 +233,7 @@ class Consumer:
         try:
             for block in self.source.blocks():
                 self.frames += len(block)
-        except Exception as err:  # checked by the test
+        except Exception as err:  # noqa: BLE001  # checked by the test
             self.error = err
 
     def wait_for(self, what: str, check: object, timeout: float) -> None:

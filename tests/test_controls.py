@@ -22,10 +22,10 @@ from gpiozero.pins.mock import MockFactory
 
 from madoguchi.config import ControlsSettings, DisplaySettings, Settings, settings_from_layers
 from madoguchi.controls import Controls, ControlsError
-from madoguchi.pins import check_pins
-from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.controls.gpio import BUTTON_KEYS, lit_face
+from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.errors import ConfigError, MadoguchiError
+from madoguchi.pins import check_pins
 
 PINMAP = Path(__file__).resolve().parents[1] / "hw" / "pinmap.toml"
 # Presses: contacts well past bounce_s and nowhere near hold_s, so load cannot turn one into a hold.

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from madoguchi.app.capture import as_counter_sees
 from madoguchi.config import ControlsSettings, DisplaySettings, Settings
 from madoguchi.counter import CounterState
 from madoguchi.counter_ui import CounterUI
 from madoguchi.events import SpeechSoFar, SpeechStarted, Utterance
-from madoguchi.app.capture import as_counter_sees
 
 SETTINGS = dataclasses.replace(Settings(), display=DisplaySettings(driver="dummy"), controls=ControlsSettings(bounce_s=0.01, hold_s=0.3))
 PINS = SETTINGS.controls
@@ -146,7 +146,7 @@ def test_the_faces_keep_redrawing_while_the_service_runs() -> None:
         box.ui.open(asyncio.get_running_loop())
         task = asyncio.create_task(box.ui.run())
         deadline = time.monotonic() + 10
-        while box.ui.faces.panels["resident"].frames_sent == 0 and time.monotonic() < deadline:
+        while box.ui.faces.panels["resident"].frames_sent == 0 and time.monotonic() < deadline:  # noqa: ASYNC110  # the frame counter is the thing tested
             await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -182,9 +182,9 @@ def test_a_muted_box_runs_no_speech_through_the_front_end() -> None:
     """Capture reads the array but hands nothing on while muted; unmuted, the same audio gives utterances."""
     from pathlib import Path
 
-    from madoguchi.config import load_settings
     from madoguchi.app.capture import Capture, Heard
     from madoguchi.app.parts import build_frontend, recording_source
+    from madoguchi.config import load_settings
 
     demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
     settings = load_settings(demo / "counter-demo.toml", system_layers=False)
@@ -205,9 +205,9 @@ def test_the_front_end_says_who_is_speaking_before_the_turn_ends() -> None:
     """The side LEDs and the faces' "who is speaking" come from SpeakerHeard, 0.4 s into a turn."""
     from pathlib import Path
 
+    from madoguchi.app.parts import frontend_events
     from madoguchi.config import load_settings
     from madoguchi.events import SpeakerHeard
-    from madoguchi.app.parts import frontend_events
 
     demo = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
     settings = load_settings(demo / "counter-demo.toml", system_layers=False)

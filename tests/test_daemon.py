@@ -176,9 +176,9 @@ def test_a_failing_utterance_is_reported_and_the_service_goes_on(listener: Notif
     over it fails: the early ones in its pauses and the final one, all starting with the same audio.)"""
     import soundfile
 
+    from madoguchi.app.parts import build_interpreter, recording_source
     from madoguchi.asr.errors import AsrEngineError
     from madoguchi.config import load_settings
-    from madoguchi.app.parts import build_interpreter, recording_source
 
     audio, rate = soundfile.read(DEMO / "counter-demo.flac", dtype="float32")
     short = tmp_path / "first-8s.flac"

@@ -6,7 +6,8 @@ import unicodedata
 
 import pytest
 
-from madoguchi.display import errors, fonts as fontmod
+from madoguchi.display import errors
+from madoguchi.display import fonts as fontmod
 from madoguchi.display.fonts import CJK_JP, LATIN, MYANMAR, THAI, FontBook, clusters
 from madoguchi.display.layout import line_of, wrap
 from madoguchi.display.render import first_line, scroll_end_s

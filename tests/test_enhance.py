@@ -13,7 +13,7 @@ import pytest
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
 from madoguchi.frontend.enhance import FFT_SIZE, NoiseCovariance, enhanced_beam, istft, stft
-from tests.test_doa import ARRAYS, C, FS, plane_wave
+from tests.test_doa import ARRAYS, FS, C, plane_wave
 
 
 def learned_covariance(positions: np.ndarray, background: np.ndarray) -> np.ndarray:

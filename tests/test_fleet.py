@@ -20,14 +20,12 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from madoguchi.config import MqttSettings
 from madoguchi.errors import MadoguchiError
 from madoguchi.fleet import charts
-from madoguchi.fleet.collect import UNRECORDED, CollectStats, FleetStore, _handle, collect, latency_of, rejected_of
+from madoguchi.fleet.collect import UNRECORDED, CollectStats, FleetStore, _handle, latency_of, rejected_of
 from madoguchi.fleet.connect import close, connect, throwaway_client_id
 from madoguchi.fleet.errors import FleetConnectError, FleetInputError, FleetRefusedError, FleetTlsError
 from madoguchi.fleet.report import build_report, parse_since, summarize
 from madoguchi.fleet.status import BoxRow, apply_message, format_status
-from madoguchi.telemetry.schemas import problems
 from tests.fleet_records import NOW, PNG_MAGIC, event, health, legacy_rejected, online, rejected, session_record, utterance
-
 
 # --- store --------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from madoguchi.fleet.errors import FleetInputError
 from madoguchi.fleet.status import collect_status, format_status
 from tests.fleet_records import event, health, online, utterance
 
-
 # --- status and collection against mosquitto ---------------------------------------------
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from madoguchi.app.parts import frontend_events, recording_source
 from madoguchi.config import load_settings
 from madoguchi.events import SpeechPaused, Utterance
 from madoguchi.frontend.pipeline import Frontend
 from madoguchi.frontend.placement import OFF_SHARE, PlacementTracker
 from madoguchi.frontend.vad import SileroVad
-from madoguchi.app.parts import frontend_events, recording_source
 from tests.bench.evaluate import SceneRun, run_scene
 from tests.sim.counter import build_scene, standard_scenes
 from tests.sim.score import FrontendScore, score, table

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from madoguchi.app.parts import build_interpreter, frontend_events
 from madoguchi.config import load_settings
 from madoguchi.counter import CounterState
 from madoguchi.events import Utterance
-from madoguchi.app.parts import build_interpreter, frontend_events
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware" / "madoguchi" / "data" / "demo"
 SETTINGS = load_settings(DEMO / "counter-demo.toml", system_layers=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from madoguchi.errors import MadoguchiError
 from madoguchi.models.cli import models_fetch, models_import, models_list, models_lock, models_verify
 from madoguchi.models.errors import (
     ManifestError,
@@ -25,7 +26,6 @@ from madoguchi.models.errors import (
     ModelUnlicensedError,
     ModelUnlockedError,
 )
-from madoguchi.errors import MadoguchiError
 from madoguchi.models.fetch import convert_model, fetch_model
 from madoguchi.models.importer import import_model
 from madoguchi.models.manifest import load_manifest, parse_manifest, read_lock

@@ -15,7 +15,6 @@ from madoguchi.mt.router import Hop, MtResult
 from madoguchi.mt.sentences import join_sentences, split_sentences
 from tests.mt_models import CONCEPTS, LEXICON, MADLAD_TAGS, NLLB_TAGS, load, record, toy_corpus, toy_sentence
 
-
 # ---------------------------------------------------------------------------------------------
 # translating
 

@@ -15,7 +15,6 @@ from madoguchi.mt.errors import MtModelUnsupportedError
 from madoguchi.mt.router import MachineTranslation
 from tests.mt_models import copy_model
 
-
 # ---------------------------------------------------------------------------------------------
 # bad model folders: an error naming the file and the fix, never a crash
 

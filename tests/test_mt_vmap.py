@@ -13,7 +13,6 @@ from madoguchi.mt.router import MachineTranslation
 from madoguchi.mt.vmap import VMAP_FILE, VocabularyMap, build_vocabulary_map, read_vocabulary_map, restrict_batch, target_key
 from tests.mt_models import CONCEPTS, LEXICON, copy_model, language_words, load, record, toy_corpus, toy_sentence
 
-
 # ---------------------------------------------------------------------------------------------
 # vocabulary maps
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from madoguchi.app.parts import frontend_events
+from madoguchi.app.records import placement_hint
 from madoguchi.config import Settings, SidesSettings, load_settings
 from madoguchi.events import Utterance, UtteranceRejected
 from madoguchi.frontend.placement import CLEAR_SHARE, MIN_HEARD_S, OFF_SHARE, PlacementTracker, line_axis_deg
 from madoguchi.geometry import angular_distance_deg
-from madoguchi.app.parts import frontend_events
-from madoguchi.app.records import placement_hint
 from madoguchi.telemetry.schemas import problems
 
 ROOT = Path(__file__).resolve().parents[1]

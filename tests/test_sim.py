@@ -266,7 +266,7 @@ def test_whisper_hears_natural_voices_as_their_language(record_property) -> None
     finally:
         rec.close()
     record_property("natural_voice_language_p", str(heard))
-    for lang, (voice, got, p, text) in heard.items():
+    for lang, (_voice, got, p, _text) in heard.items():
         assert got == lang and p > 0.9, heard
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from madoguchi.telemetry.schemas import problems
 from madoguchi.telemetry.topics import split_topic
@@ -202,7 +201,7 @@ def test_commands_over_the_broker_and_only_from_the_box_own_topic(broker, tmp_pa
         publish("madoguchi/v1/ward2/desk1/cmd/set_config", json.dumps({"id": "s1", "args": {"set": {"mqtt": {"health_interval_s": 7}}}}), qos=1).wait_for_publish(5)
         publish("madoguchi/v1/ward2/desk1/cmd/set_config", json.dumps({"id": "s2", "args": {"set": {"sides": {"resident_azimuth_deg": 275}}}}), qos=1).wait_for_publish(5)
         publish("madoguchi/v1/ward2/desk1/cmd/format_disk", b"{oops", qos=1).wait_for_publish(5)
-        results = lambda m: {p["id"]: p for leaf, p, _ in m if leaf == "cmd_result"}  # noqa: E731
+        results = lambda m: {p["id"]: p for leaf, p, _ in m if leaf == "cmd_result"}
         watcher.wait_for(lambda m: {"p1", "s1", "s2", None} <= set(results(m)), 20, "four results")
         got = results(watcher.messages)
         assert got["p1"]["ok"] and got["p1"]["result"]["pong"]
@@ -360,9 +359,9 @@ def test_the_operator_call_button_reaches_the_fleet(broker, tmp_path: Path) -> N
     import soundfile
     from gpiozero.pins.mock import MockFactory
 
+    from madoguchi.app.parts import recording_source
     from madoguchi.config import load_settings
     from madoguchi.daemon import serve
-    from madoguchi.app.parts import recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     demo = ROOT / "firmware" / "madoguchi" / "data" / "demo"

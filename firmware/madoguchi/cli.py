@@ -128,9 +128,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from madoguchi.app.parts import build_interpreter, recording_source
     from madoguchi.audio.capture import PyAudioSource
     from madoguchi.daemon import serve
-    from madoguchi.app.parts import build_interpreter, recording_source
     from madoguchi.sdnotify import SystemdNotifier
 
     settings, layers = _load(args)
@@ -200,7 +200,6 @@ def cmd_fleet_report(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from madoguchi.models import cli as models
-
     from madoguchi.models.store import store_root
 
     where = {"models_dir": store_root(_settings(args).paths.state_dir)}

@@ -16,9 +16,10 @@ import math
 import re
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from madoguchi.errors import ConfigError, ConfigProblem
 from madoguchi.geometry import check_geometry

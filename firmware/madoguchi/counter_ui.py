@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from madoguchi.config import Settings
 from madoguchi import counter as counter_machine
+from madoguchi.config import Settings
 from madoguchi.counter import CounterState
 from madoguchi.display.view import Broker
 from madoguchi.events import Caption, FrontendEvent, Interpretation

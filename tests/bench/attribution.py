@@ -35,15 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from madoguchi.app.parts import frontend_events
 from madoguchi.asr.base import open_recognizer
 from madoguchi.config import AsrSettings, Settings, load_settings
 from madoguchi.events import Utterance
-from madoguchi.app.parts import frontend_events
 from madoguchi.replay import run_replay
 from madoguchi.timing import StageTimer
 from tests.asr_assets import CHARACTER_LANGS, cpu_name, error_counts, speech_model_store
-from tests.cache import atomic_write_bytes, cache_dir, made_by, stable_hash
 from tests.bench.peers import scene_audio
+from tests.cache import atomic_write_bytes, cache_dir, made_by, stable_hash
 from tests.sim.counter import Scene, build_scene
 from tests.sim.score import FrontendScore, assign, score
 

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             steady.append(timed(render_face, view, (256, 64), fonts=book))
             small.append(timed(render_face, view, (128, 64), mono=True, fonts=book))
             image = render_face(view, (256, 64), fonts=book)
-            send.append(timed(lambda: oled.display(image.convert(oled.mode))))
+            send.append(timed(lambda image=image: oled.display(image.convert(oled.mode))))
             peer.append(timed(peer_frame, peer_device, font, tiny, view))
             # A text never seen: a growing partial with a frame-unique suffix defeats every cache.
             new = view_for(lang, f"{parts[frame % len(parts)]} {frame}", frame, partial=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import soundfile
 
+from madoguchi.app.parts import frontend_events
 from madoguchi.config import Settings, load_settings
 from madoguchi.events import Utterance, UtteranceRejected
-from madoguchi.app.parts import frontend_events
 from madoguchi.timing import StageTimer
 from tests.sim.counter import Scene
 

@@ -20,9 +20,11 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from . import speech
 from tests.cache import cache_dir, made_by, stable_hash
-from . import scripts, spec as spec_module, talkers as talkers_module
+
+from . import scripts, speech
+from . import spec as spec_module
+from . import talkers as talkers_module
 from .catalog import demo_spec, standard_scenes
 from .spec import ARRAY_GEOMETRIES, SceneSpec, TruthSegment, rotate_z
 from .talkers import Talker, place_talkers, talker_signals

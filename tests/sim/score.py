@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from .spec import TruthSegment
 

@@ -174,7 +174,7 @@ class Capture:
                             self.caption_wanted.clear()
                             self._emit([snapshot])
                 self._emit(self.frontend.flush())
-        except BaseException as err:  # handed to the loop, which re-raises it: nothing is swallowed
+        except BaseException as err:  # noqa: BLE001  # handed to the loop, which re-raises it: nothing is swallowed
             self._post(err)
             return
         self._post(None)

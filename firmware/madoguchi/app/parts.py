@@ -41,7 +41,6 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
     from madoguchi.asr.vocabulary import vocabulary_prompt
     from madoguchi.interpreter.stage import Interpreter
     from madoguchi.interpreter.translation import TranslationStage
-
     from madoguchi.models.store import store_root
 
     model_root = model_root or store_root(settings.paths.state_dir)

@@ -19,8 +19,8 @@ weight of 0 (or less) removes the candidate, unless every candidate would go.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_FLOOR = 1e-4

@@ -27,8 +27,8 @@ import atexit
 import logging
 import threading
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -149,7 +149,7 @@ class _Session(threading.Thread):
                     self.items.put(("data", data))
                 elif (dropped := dropped + 1) == 1:
                     log.warning("the consumer is slower than real time: dropping capture blocks")
-        except Exception as err:  # handed to blocks(), which decides: config error, lost, or not back yet
+        except Exception as err:  # noqa: BLE001  # handed to blocks(), which decides: config error, lost, or not back yet
             self.items.put(("error", err))
         finally:
             with _PA_LOCK:

@@ -29,16 +29,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from gpiozero import LED, Button, GPIOPinInUse
 from gpiozero.exc import BadPinFactory
 
 from madoguchi.config import ControlsSettings
-from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.controls.errors import ControlsError
+from madoguchi.counter import BUTTONS, CounterState
 from madoguchi.events import Side
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Controls:
         for name, key in BUTTON_KEYS.items():
             pin = getattr(settings, key)
             if pin >= 0:
-                button = self._open(key, pin, lambda: Button(
+                button = self._open(key, pin, lambda pin=pin: Button(
                     pin, pull_up=True, bounce_time=settings.bounce_s or None,
                     hold_time=settings.hold_s, pin_factory=pin_factory))
                 button.when_pressed = partial(self._pressed, name)
@@ -120,7 +121,7 @@ class Controls:
         for name, key in LED_KEYS.items():
             pin = getattr(settings, key)
             if pin >= 0:
-                self._leds[name] = self._open(key, pin, lambda: LED(pin, pin_factory=pin_factory))
+                self._leds[name] = self._open(key, pin, lambda pin=pin: LED(pin, pin_factory=pin_factory))
         log.info("controls on GPIO: %s", ", ".join(f"{name}={pin}" for name, pin in self.pins.items()) or "none fitted")
 
     def _open(self, key: str, pin: int, make: Callable[[], Any]) -> Any:

@@ -96,7 +96,7 @@ def _cut(piece: str, lang: str, width: int, size: int, fonts: FontBook) -> list[
     out: list[Line] = []
     start = 0
     spans = clusters(piece.rstrip())
-    for i, (a, b) in enumerate(spans):
+    for a, b in spans:
         if a > start and line_of(piece[start:b], lang, size, fonts).width > width:
             out.append(line_of(piece[start:a], lang, size, fonts))
             start = a

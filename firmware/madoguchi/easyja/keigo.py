@@ -67,7 +67,7 @@ def _itadaku(verb: Token | None, noun: str, helper: Token, after: str) -> str | 
 def _honorific(toks: list[Token], i: int) -> tuple[int, str] | None:
     """(tokens replaced, new text) for a pattern that starts at ``toks[i]``, or None."""
     tok, nxt = toks[i], toks[i + 1] if i + 1 < len(toks) else None
-    at = lambda k: toks[k] if k < len(toks) else None  # noqa: E731 - tiny local lookahead
+    at = lambda k: toks[k] if k < len(toks) else None
     if tok.pos1 == "接頭辞" and tok.lemma == "御" and nxt is not None and nxt.lemma not in ("願う", "願い"):
         verb = _as_verb(nxt)
         noun = nxt.surface if nxt.pos3 == "サ変可能" else ""

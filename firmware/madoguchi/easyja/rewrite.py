@@ -17,7 +17,6 @@ from madoguchi.config import EasyJapaneseSettings
 from . import keigo, numerals, phrases, rules, split, terms
 from .model import EasySentence, EasyText
 
-
 _SPACE = re.compile(r"\s+")
 
 

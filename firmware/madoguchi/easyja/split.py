@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import re
 
-from .analyse import Token, tokenize
 from . import shorten
+from .analyse import Token, tokenize
 from .conjugate import polite_end
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from enum import Enum
 from madoguchi.config import VadSettings
 from madoguchi.events import other_side
 
-
 PAUSE_MS = 320  # silence after which a talker has paused: going on needs what starting needs
 CHALLENGE_GAP_FRAMES = 3  # a gap in the other side's speech longer than this (~100 ms) restarts its challenge
 

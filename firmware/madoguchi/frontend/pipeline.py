@@ -23,8 +23,8 @@ from madoguchi.config import PROCESSING_RATE_HZ, Settings
 from madoguchi.events import FrontendEvent, Side, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
-from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.doa import SrpPhat
+from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.level import BackgroundLevel, frame_level_db
 from madoguchi.frontend.sides import decide_side
 from madoguchi.frontend.spatial import SpatialGate

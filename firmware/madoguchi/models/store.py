@@ -13,9 +13,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, TextIO
+from typing import BinaryIO, TextIO
 
 from madoguchi.models.errors import (
     ModelCorruptError,

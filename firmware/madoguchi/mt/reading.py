@@ -103,7 +103,7 @@ class _State:
         if not self.loaded:
             self.loaded = True
             try:
-                import fugashi  # noqa: PLC0415 - optional: reading is off without it
+                import fugashi
 
                 self.tagger, self.all_morphs = fugashi.Tagger(), fugashi.Tagger("-a")
             except (ImportError, RuntimeError) as err:  # RuntimeError: fugashi without a dictionary
