@@ -1,4 +1,5 @@
-"""One broker connection for the admin tools, from the same ``[mqtt]`` table the boxes use.
+"""One broker connection for the admin tools, from the same ``[mqtt]`` table the boxes use
+(password, TLS and protocol order applied by telemetry/mqtt.py, as for the box).
 
 The connection is established (CONNACK received) before ``connect`` returns, so every failure
 becomes one ``FleetConnectError`` line naming host:port and what failed. Messages are
@@ -20,12 +21,13 @@ import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt_client
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from madoguchi.config import MqttSettings
 from madoguchi.fleet.errors import FleetConnectError, FleetInputError, FleetRefusedError, FleetTlsError
+from madoguchi.telemetry.mqtt import MqttFileError, new_client, protocols, read_password, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -63,46 +65,28 @@ def throwaway_client_id(kind: str) -> str:
 
 
 def _password(mqtt: MqttSettings) -> str | None:
-    if not mqtt.password_file:
-        return None
     try:
-        with open(mqtt.password_file, encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError as err:
-        raise FleetInputError(f"[mqtt] password_file {mqtt.password_file}: cannot read it: {err.strerror or err}") from err
+        return read_password(mqtt)
+    except MqttFileError as err:
+        raise FleetInputError(str(err)) from err
 
 
 def _tls_context(mqtt: MqttSettings, where: str) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=mqtt.ca_file or None)
-        if mqtt.cert_file:
-            context.load_cert_chain(mqtt.cert_file, mqtt.key_file or None)
-    except (OSError, ssl.SSLError) as err:
-        files = ", ".join(f for f in (mqtt.ca_file, mqtt.cert_file, mqtt.key_file) if f) or "system CA store"
-        raise FleetTlsError(f"MQTT broker {where}: cannot load TLS files ({files}): {err}") from err
-    return context
+        return tls_context(mqtt)
+    except MqttFileError as err:
+        raise FleetTlsError(f"MQTT broker {where}: {err}") from err
 
 
 def _attempt(mqtt: MqttSettings, client_id: str, clean: bool, protocol: MQTTProtocolVersion, password: str | None) -> tuple[mqtt_client.Client | None, Any]:
     """Connect once; (client, None) on success, (None, why) when the broker answered or hung up without CONNACK."""
     where = f"{mqtt.host}:{mqtt.port}"
     v5 = protocol == MQTTProtocolVersion.MQTTv5
-    client = mqtt_client.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=protocol,
-        clean_session=None if v5 else clean,
-        userdata=_Inbox(),
-        manual_ack=True,
-        reconnect_on_failure=True,
-    )
+    client = new_client(mqtt, client_id, protocol, password, _tls_context(mqtt, where) if mqtt.tls else None,
+                        clean_session=None if v5 else clean, userdata=_Inbox(), manual_ack=True, reconnect_on_failure=True)
     client.connect_timeout = CONNECT_TIMEOUT_S
     client.reconnect_delay_set(1, 60)
     client.on_message = lambda c, box, message: box.put(message)
-    if mqtt.tls:
-        client.tls_set_context(_tls_context(mqtt, where))
-    if mqtt.username:
-        client.username_pw_set(mqtt.username, password)
     outcome: dict[str, Any] = {}
     client.on_connect = lambda c, u, flags, reason, props: outcome.setdefault("connack", reason)
     client.on_disconnect = lambda c, u, flags, reason, props: outcome.setdefault("closed", reason)
@@ -152,7 +136,7 @@ def connect(mqtt: MqttSettings, client_id: str, clean: bool = True) -> mqtt_clie
         raise FleetInputError("[mqtt] host is empty: the fleet tools need the broker's address")
     password = _password(mqtt)
     where = f"{mqtt.host}:{mqtt.port}"
-    versions = {"5": [MQTTProtocolVersion.MQTTv5], "3.1.1": [MQTTProtocolVersion.MQTTv311]}.get(mqtt.protocol, [MQTTProtocolVersion.MQTTv5, MQTTProtocolVersion.MQTTv311])
+    versions = protocols(mqtt)
     for n, protocol in enumerate(versions):
         client, reason = _attempt(mqtt, client_id, clean, protocol, password)
         if client is not None:

@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from madoguchi.config import MqttSettings
 from madoguchi.errors import ConfigError, ConfigProblem
+from madoguchi.telemetry.mqtt import MqttFileError, new_client, protocols, read_password, tls_context
 from madoguchi.telemetry.topics import Topics
 
 log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 1
 _PROTOCOL_REFUSED = {1, 0x84}  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
-
-
-def _read_secret(path: str, key: str, source: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ConfigError([ConfigProblem(source, f"[mqtt] {key}", f"cannot read {path}: {err.strerror}; allowed: a readable file")]) from err
 
 
 class Link:
@@ -48,20 +39,17 @@ class Link:
         self._on_connected = on_connected
         self._acks: dict[int, int] = {}  # mid -> reason code, filled by on_publish
         self._ack_ready = threading.Condition()
-        self._password = _read_secret(mqtt_settings.password_file, "password_file", config_source) if mqtt_settings.password_file else None
-        for key in ("ca_file", "cert_file", "key_file"):
-            if getattr(mqtt_settings, key) and not Path(getattr(mqtt_settings, key)).is_file():
-                raise ConfigError([ConfigProblem(config_source, f"[mqtt] {key}", f"{getattr(mqtt_settings, key)} does not exist; allowed: a PEM file")])
-        self._protocol = mqtt.MQTTv311 if mqtt_settings.protocol == "3.1.1" else mqtt.MQTTv5
+        try:  # a file that cannot be read is the config's problem, said at start
+            self._password = read_password(mqtt_settings)
+            self._tls = tls_context(mqtt_settings) if mqtt_settings.tls else None
+        except MqttFileError as err:
+            raise ConfigError([ConfigProblem(config_source, f"[mqtt] {err.key}", f"{err.path}: {err.why}")]) from err
+        self._protocol = protocols(mqtt_settings)[0]
         self._client = self._new_client()
 
     def _new_client(self) -> mqtt.Client:
         s = self.settings
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"madoguchi-{self.topics.site}-{self.topics.box}", protocol=self._protocol)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        if s.username:
-            client.username_pw_set(s.username, self._password)
+        client = new_client(s, f"madoguchi-{self.topics.site}-{self.topics.box}", self._protocol, self._password, self._tls)
         client.will_set(self.topics.status, self._will, qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, s.reconnect_max_s)
         client.max_queued_messages_set(1000)
@@ -96,7 +84,7 @@ class Link:
         """The broker speaks only 3.1.1: start over with that (off paho's thread, which we stop)."""
         log.info("broker does not speak MQTT 5; falling back to 3.1.1")
         self._client.loop_stop()
-        self._protocol = mqtt.MQTTv311
+        self._protocol = protocols(self.settings)[-1]
         self._client = self._new_client()
         self.start()
 
