@@ -65,16 +65,15 @@ def broker_checks(mqtt: MqttSettings, timeout_s: float = TIMEOUT_S) -> list[Chec
 
 
 def _tls_check(mqtt: MqttSettings, sock: socket.socket, where: str, timeout_s: float) -> Check:
-    from madoguchi.fleet.connect import _tls_context
-    from madoguchi.fleet.errors import FleetTlsError
+    from madoguchi.telemetry.mqtt import MqttFileError, tls_context
 
     if not mqtt.tls:
         return warn("broker tls", "[mqtt] tls = false: the login and the fleet's data cross the network in clear",
                     "set [mqtt] tls = true and port = 8883 with the site CA in [mqtt] ca_file")
     try:
-        context = _tls_context(mqtt, where)  # the very context the connection uses
-    except FleetTlsError as err:
-        return fail("broker tls", str(err), "check [mqtt] ca_file, cert_file and key_file: readable PEM files")
+        context = tls_context(mqtt)  # the very context the box's and the tools' connections use
+    except MqttFileError as err:
+        return fail("broker tls", f"{where}: {err}", "check [mqtt] ca_file, cert_file and key_file: readable PEM files")
     sock.settimeout(timeout_s)
     try:
         with context.wrap_socket(sock, server_hostname=mqtt.host) as tls:
