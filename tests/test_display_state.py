@@ -163,3 +163,17 @@ def test_echo_can_be_switched_off() -> None:
     settings = dataclasses.replace(SETTINGS, display=dataclasses.replace(SETTINGS.display, echo=False))
     state = ds.said(DisplayState(), interpretation("staff", "ja", "はい。", "en", "Yes."), "interpret", 0.0, CLEAR)
     assert ds.views(state, settings, Surroundings(), 0.5)["staff"].echo == ""
+
+
+def test_privacy_mode_faces_say_how_to_start_a_session_and_show_priv() -> None:
+    from madoguchi.app.sinks import session_prompt
+    from madoguchi.config import SessionSettings
+
+    private = dataclasses.replace(SETTINGS, session=SessionSettings(start="wake_phrase"))
+    prompt = session_prompt(private, "つうやく おねがいします")
+    closed = views(DisplayState(), 0.0, CounterState(muted=True), private, session_prompt=prompt)
+    assert closed["staff"].main == "「つうやく おねがいします」で通訳を始めます" and closed["staff"].dim
+    assert closed["staff"].status.private and closed["resident"].screen == "idle" and closed["resident"].dim
+    opened = views(DisplayState(), 0.0, CounterState(), private, session_prompt=prompt)
+    assert opened["staff"].main != prompt and not opened["staff"].dim  # a session: the usual greeting
+    assert session_prompt(SETTINGS) is None and not views(DisplayState(), 0.0, CounterState(muted=True))["staff"].status.private

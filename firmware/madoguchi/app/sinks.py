@@ -64,12 +64,23 @@ class Printer(Sink):
             self.summary.write(self.latencies.format() + "\n")
 
 
+def session_prompt(settings: Settings, phrase: str | None = None) -> str | None:
+    """Privacy mode: what the clerk's face says while no session is open (None: no privacy mode)."""
+    start, japanese = settings.session.start, settings.languages.staff == "ja"
+    if start == "button":
+        return "ミュートボタンで通訳を始めます" if japanese else "Press the mute button to start interpreting"
+    if start == "wake_phrase":
+        said = phrase or "the wake phrase"
+        return f"「{said}」で通訳を始めます" if japanese else f'Say "{said}" to start interpreting'
+    return None
+
+
 class Faces(Sink):
     """The two faces, the buttons and the LEDs (counter_ui.py). The buttons change the runner's
     counter state; the faces show what every event says, and the runner's last error."""
 
-    def __init__(self, settings: Settings, pin_factory: object | None = None) -> None:
-        self.settings, self.pin_factory = settings, pin_factory
+    def __init__(self, settings: Settings, pin_factory: object | None = None, prompt: str | None = None) -> None:
+        self.settings, self.pin_factory, self.prompt = settings, pin_factory, prompt
         self.ui: CounterUI | None = None
         self._runner: Runner | None = None
         self._task: asyncio.Task | None = None
@@ -83,6 +94,8 @@ class Faces(Sink):
                             on_operator_call=lambda: runner.report(OperatorCalled("button")),
                             on_problem=lambda code, message: runner.report(Problem(code, message)), pin_factory=self.pin_factory)
         self.ui.open(asyncio.get_running_loop())
+        if self.ui.faces is not None:
+            self.ui.faces.set_session_prompt(self.prompt or session_prompt(self.settings))
         self.ui.mic_level = lambda: mic_level(runner.frontend.above_background_db)
         self.ui.broker = lambda: runner.box_state().get("broker", "off")
         self._task = asyncio.create_task(self.ui.run(), name="faces")

@@ -77,6 +77,10 @@ class Faces:
     def set_error(self, code: str | None) -> None:
         self.around = dataclasses.replace(self.around, error=code)
 
+    def set_session_prompt(self, prompt: str | None) -> None:
+        """Privacy mode: what the clerk's face says while no session is open."""
+        self.around = dataclasses.replace(self.around, session_prompt=prompt)
+
     def set_hint(self, code: str | None) -> None:
         self.around = dataclasses.replace(self.around, hint=code)
 

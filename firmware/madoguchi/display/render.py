@@ -302,7 +302,8 @@ def draw_status(draw: ImageDraw.ImageDraw, status: StatusLine, size: tuple[int, 
             draw.polygon(diamond, outline=grey)
             draw.line((c - r, mid + r, c + r, mid - r), fill=WHITE)
         right -= 2 * r + 4
-    for on, text in ((status.muted, "MUTE" if wide else "M"), (status.operator_call, "CALL" if wide else "OP")):
+    closed = ("PRIV" if wide else "P") if status.private else ("MUTE" if wide else "M")
+    for on, text in ((status.muted, closed), (status.operator_call, "CALL" if wide else "OP")):
         if on:
             right -= _measure(text, panel, fonts) + 4
             _label(draw, right, text, True, panel, fonts)

@@ -73,6 +73,7 @@ class Surroundings:
     error: str | None = None
     mic_level: float = 0.0
     hint: str | None = None  # a condition to look at, not an error: e.g. check_sides (most speech from where neither side is)
+    session_prompt: str | None = None  # privacy mode: how the clerk starts a session (shown while none is open)
 
 
 def _forget_if_quiet(state: DisplayState, now_s: float, clear_after_s: float) -> DisplayState:
@@ -176,7 +177,7 @@ def views(state: DisplayState, settings: Settings, around: Surroundings, now_s: 
     for side in ("staff", "resident"):
         status = StatusLine(
             speaking=state.speaking, own_lang=langs[side] or "auto", other_lang=langs[other_side(side)], mic_level=around.mic_level,
-            muted=counter.muted, broker=around.broker, error=around.error or around.hint, mode=counter.mode, operator_call=calling,
+            muted=counter.muted, private=settings.session.private, broker=around.broker, error=around.error or around.hint, mode=counter.mode, operator_call=calling,
         )
         words = state.face(side)
         echo = words.echo if display.echo and words.echo is not None and not cleared else None
@@ -187,6 +188,9 @@ def views(state: DisplayState, settings: Settings, around: Surroundings, now_s: 
             choices = picker_choices(settings.languages.residents)
             faces[side] = FaceView("list", status, items=tuple(AUTO_LABEL if c is None else native_name(c) for c in choices),
                                    item_langs=tuple("en" if c is None else c for c in choices), selected=counter.picker, dim=counter.muted)
+        elif side == "staff" and counter.muted and settings.session.private and around.session_prompt:
+            # Privacy mode between sessions: the clerk's face says how to start one.
+            faces[side] = FaceView("idle", status, main=around.session_prompt, main_lang=settings.languages.staff, dim=True)
         elif words.main is None or cleared:
             text, lang = _greeting(side, settings, counter, now_s)
             faces[side] = FaceView("idle", status, main=text, main_lang=lang, dim=counter.muted, **echo_fields)

@@ -28,6 +28,7 @@ class StatusLine:
     error: str | None  # the last error's code, e.g. mic_lost; else a hint's (check_sides)
     mode: str  # interpret | caption | easy_japanese
     operator_call: bool = False  # a remote interpreter has been called
+    private: bool = False  # privacy mode: "muted" is the closed session (shown as PRIV, not MUTE)
 
 
 @dataclass(frozen=True)
