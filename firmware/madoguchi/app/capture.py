@@ -98,6 +98,14 @@ class Capture:
         if self._waits:
             self._handled.release()
 
+    def _source_state(self, state: str) -> None:
+        """The source's own news (called on this thread, from inside blocks()). A turn cut by an
+        unplugged array is finished now with what was heard of it, not held through the outage and
+        glued to the first words after it."""
+        if state == "mic_lost":
+            self._emit(self.frontend.flush())
+        self._post(AudioState(state))
+
     def _open_when_present(self) -> bool:
         """Open the source; with ``retry_s``, wait for an unplugged array to appear. False if stopped first.
 
@@ -148,6 +156,7 @@ class Capture:
         self._post(change)
 
     def run(self) -> None:
+        self.source.on_state = self._source_state
         try:
             if not self._open_when_present():
                 self._post(None)

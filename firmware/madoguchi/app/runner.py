@@ -181,7 +181,6 @@ class Runner:
             self.set_counter(self.counter)  # every part starts from the same state
             if self._stages is not None:
                 self._stages.start()
-            self.capture.source.on_state = lambda state: self._post(AudioState(state))
             worker = loop.run_in_executor(None, self.capture.run)
             await self._drain()
         finally:
@@ -233,11 +232,11 @@ class Runner:
 
     async def _heard(self, heard: Heard) -> None:
         event = heard.event
+        if self._stages is None and isinstance(event, Utterance):
+            self.count += 1  # before the sinks hear of it: STATUS says "1 utterances" for the first
         await self.publish(event)
         if self._stages is not None and self._stages.takes(event):
             self._stages.submit(heard)
-        elif isinstance(event, Utterance):
-            self.count += 1
 
     async def _output(self, output: Interpretation | Caption) -> None:
         if isinstance(output, Interpretation):

@@ -23,6 +23,7 @@ from madoguchi.events import AudioState, Caption, FrontendEvent, Interpretation,
 from madoguchi.frontend.placement import HINT_CODE, LIVE_WINDOW_S, Placement, PlacementTracker
 from madoguchi.interpreter.latency import LatencyTable
 from madoguchi.sdnotify import SystemdNotifier
+from madoguchi.telemetry.spool import SpoolError
 
 if TYPE_CHECKING:
     from madoguchi.counter_ui import CounterUI
@@ -189,6 +190,7 @@ class TelemetrySink(Sink):
     def __init__(self, settings: Settings, layers: list, *, drain_s: float = 2.0, on_settings=None) -> None:
         self.settings, self.layers, self.drain_s, self.on_settings = settings, layers, drain_s, on_settings
         self.telemetry: Telemetry | None = None
+        self._runner: Runner | None = None
         self._stop_after = Stop.ALL
         self._audio = AudioState("starting")
 
@@ -197,11 +199,28 @@ class TelemetrySink(Sink):
         from madoguchi.telemetry.service import Telemetry
 
         self._stop_after = runner.stop_after
+        self._runner = runner
         models = [bundled_model_path().stem] + ([self.settings.asr.model_id, *self.settings.mt.models] if runner.stop_after is Stop.ALL else [])
-        self.telemetry = Telemetry(self.settings, self.layers, models=models, box_state=runner.box_state, on_settings=self.on_settings)
+        try:
+            self.telemetry = Telemetry(self.settings, self.layers, models=models, box_state=runner.box_state, on_settings=self.on_settings)
+        except SpoolError as err:  # a spool that cannot be made (a full disk) costs the fleet's view, not the counter
+            log.error("no telemetry: %s", err)
+            runner.report(Problem(err.code, str(err)))
+            return
         self.telemetry.start()
 
     async def handle(self, event: RunEvent) -> None:
+        if self.telemetry is None:
+            return
+        try:
+            await self._record(event)
+        except SpoolError as err:
+            log.error("not spooled: %s", err)
+            if not isinstance(event, Problem):
+                assert self._runner is not None
+                self._runner.report(Problem(err.code, str(err)))
+
+    async def _record(self, event: RunEvent) -> None:
         telemetry = self.telemetry
         assert telemetry is not None
         loop = asyncio.get_running_loop()

@@ -118,26 +118,34 @@ class Telemetry:
 
     def _forward(self) -> None:
         while not self._stop.is_set():
-            if not self.link.connected.wait(0.5):
-                continue
-            items = self.spool.pending(limit=100)
-            if not items:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                ended = self.sessions.expire(self._clock())
-                if ended:
-                    self._append(self.topics.usage, ended)
-                continue
-            for item in items:
-                mid = self.link.publish(item.topic, item.payload)
-                reason = None if mid is None else self.link.wait_ack(mid, ACK_TIMEOUT_S)
-                if reason is None:
-                    break  # link down or no PUBACK: it stays spooled and goes again after reconnect
-                if reason >= 0x80:  # MQTT 5: the broker refuses it for good (ACL, size): don't retry forever
-                    log.error("broker refused %s seq %d (reason %#x); dropping it", item.topic, item.seq, reason)
-                    self.spool.drop(item.seq, "refused")
-                else:
-                    self.spool.ack(item.seq)
+            try:
+                self._forward_some()
+            except Exception:  # a thread that dies forwards nothing again: say why, go on
+                log.exception("forwarding the spool failed; trying again")
+                self._stop.wait(1.0)
+
+    def _forward_some(self) -> None:
+        """One round: wait for the link, then send what the spool holds, oldest first."""
+        if not self.link.connected.wait(0.5):
+            return
+        items = self.spool.pending(limit=100)
+        if not items:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            ended = self.sessions.expire(self._clock())
+            if ended:
+                self._append(self.topics.usage, ended)
+            return
+        for item in items:
+            mid = self.link.publish(item.topic, item.payload)
+            reason = None if mid is None else self.link.wait_ack(mid, ACK_TIMEOUT_S)
+            if reason is None:
+                return  # link down or no PUBACK: it stays spooled and goes again after reconnect
+            if reason >= 0x80:  # MQTT 5: the broker refuses it for good (ACL, size): don't retry forever
+                log.error("broker refused %s seq %d (reason %#x); dropping it", item.topic, item.seq, reason)
+                self.spool.drop(item.seq, "refused")
+            else:
+                self.spool.ack(item.seq)
 
     def health_message(self) -> dict[str, Any]:
         state = self._box_state()
@@ -151,8 +159,11 @@ class Telemetry:
 
     def _tick_health(self) -> None:
         while not self._stop.wait(self.settings.mqtt.health_interval_s):
-            self.spool.enforce_bounds()
-            self.publish_health()
+            try:
+                self.spool.enforce_bounds()
+                self.publish_health()
+            except Exception:  # the next tick tries again: health must outlive one bad reading
+                log.exception("health tick failed")
 
     def _obey(self) -> None:
         while not self._stop.is_set():
