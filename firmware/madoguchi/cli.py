@@ -128,7 +128,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from madoguchi.app.parts import build_interpreter, recording_source
+    from madoguchi.app.parts import build_interpreter, build_wake, recording_source
     from madoguchi.audio.capture import PyAudioSource
     from madoguchi.daemon import serve
     from madoguchi.sdnotify import SystemdNotifier
@@ -139,9 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = recording_source(settings, args.replay, realtime=True)
     else:
         source = PyAudioSource(settings.audio, settings.array.n_mics)
+    wake = build_wake(settings)
     interpreter = None if args.stages == "frontend" else build_interpreter(settings)  # models load before READY
     try:
-        asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic, layers=layers, interpreter=interpreter))
+        asyncio.run(serve(settings, source, sys.stdout, notifier, wait_for_device=args.wait_for_mic, layers=layers, interpreter=interpreter, wake=wake))
     finally:
         if interpreter is not None:
             interpreter.close()

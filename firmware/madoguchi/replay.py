@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from madoguchi.app.parts import build_interpreter, recording_source
+from madoguchi.app.parts import build_interpreter, build_wake, recording_source
 from madoguchi.app.runner import Runner, Sink, Stop
 from madoguchi.app.sinks import FrameRecorder, PlacementWatch, Printer, TelemetrySink
 from madoguchi.config import Settings
@@ -39,9 +39,10 @@ def run_replay(settings: Settings, recording: Path, out: TextIO, as_json: bool, 
     if frames_dir is not None:
         sinks.append(FrameRecorder(settings, frames_dir, end_s=duration_s, summary=summary))
     sinks += [PlacementWatch(settings, live=False, summary=summary), Printer(out, as_json, summary)]
+    wake = build_wake(settings, model_root)
     interpreter = build_interpreter(settings, model_root) if stop_after is Stop.ALL else None
     try:
-        return asyncio.run(Runner(settings, source, sinks, interpreter=interpreter, paced=realtime).run())
+        return asyncio.run(Runner(settings, source, sinks, interpreter=interpreter, paced=realtime, wake=wake.process if wake is not None else None).run())
     finally:
         if interpreter is not None:
             interpreter.close()

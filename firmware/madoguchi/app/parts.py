@@ -14,6 +14,7 @@ from madoguchi.frontend.vad import SileroVad
 from madoguchi.timing import StageTimer
 
 if TYPE_CHECKING:
+    from madoguchi.frontend.wake import WakePhraseDetector
     from madoguchi.interpreter.stage import Interpreter
 
 
@@ -54,3 +55,15 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
         staff = settings.languages.staff  # residents' languages decoded worse with a prompt (vocabulary.py)
         recognizer.set_vocabulary({staff: vocabulary_prompt(translation.glossary.vocabulary(staff), staff)})
     return Interpreter(settings, recognizer, translation)
+
+
+def build_wake(settings: Settings, model_root: Path | None = None) -> WakePhraseDetector | None:
+    """Privacy mode's wake-phrase detector (``[session] start = "wake_phrase"``), else None; a missing
+    model is an error naming the command that fetches it."""
+    if settings.session.start != "wake_phrase":
+        return None
+    from madoguchi.frontend.wake import WakePhraseDetector
+    from madoguchi.models.store import store_root
+
+    root = model_root or store_root(settings.paths.state_dir)
+    return WakePhraseDetector(root / settings.session.wake_model, settings.session.wake_threshold)
