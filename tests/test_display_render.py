@@ -189,3 +189,15 @@ def test_rerendering_the_same_view_is_cached(book):
     first = render_face(view, (256, 64), fonts=book)
     assert render_face(view, (256, 64), fonts=book).tobytes() == first.tobytes()
     assert plan_face(view, (256, 64), fonts=book) == plan_face(view, (256, 64), fonts=book)
+
+
+def test_time_shown_matters_only_at_scroll_steps() -> None:
+    """Views that differ only in time between two scroll steps draw the same frame: the faces draw it
+    once instead of ten times a second while words stay up (tests/bench/soak.py measured 1.2 % of a core)."""
+    from madoguchi.display.render import HOLD_S, STEP_S, first_line, scroll_step_s
+
+    times = [k * 0.05 for k in range(800)]
+    assert all(first_line(total, visible, t, False) == first_line(total, visible, scroll_step_s(t), False)
+               for total in range(12) for visible in range(1, 5) for t in times)
+    assert {scroll_step_s(t) for t in times if t < HOLD_S} == {0.0}
+    assert len({scroll_step_s(t) for t in times}) == 1 + int((times[-1] - HOLD_S) / STEP_S) + 1

@@ -92,6 +92,14 @@ def first_line(total: int, visible: int, shown_for_s: float, partial: bool) -> i
     return min(last, 1 + int((shown_for_s - HOLD_S) / STEP_S))
 
 
+def scroll_step_s(shown_for_s: float) -> float:
+    """``shown_for_s`` rounded down to the last moment ``first_line`` could change: views that differ
+    only in time between two scroll steps draw the same frame (and the faces draw it once)."""
+    if shown_for_s < HOLD_S:
+        return 0.0
+    return HOLD_S + int((shown_for_s - HOLD_S) / STEP_S) * STEP_S
+
+
 def scroll_end_s(total: int, visible: int) -> float:
     """When the last line of final text comes into view (0 when it fits): the earliest moment it was all shown."""
     extra = max(0, total - visible)
