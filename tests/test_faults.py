@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from madoguchi.sdnotify import SystemdNotifier
 from madoguchi.telemetry.schemas import problems
 from madoguchi.telemetry.spool import DISK_FULL, Spool
 from tests.mqtt_broker import free_port
+from tests.notify import NotifySocket
 from tests.test_capture_pulse import MAP4, PulseServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,58 +120,9 @@ def array(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneArray]:
             server.kill()
 
 
-class Notices:
-    """systemd's notify socket, as tests/test_daemon.NotifyListener, but read all the time by a thread
-    (the service sends WATCHDOG every 0.5 s: a socket left unread fills its 10-datagram queue and the
-    service drops what it says next, STOPPING included) and noting when each datagram came, so a test
-    can wait for the next STATUS after a fault rather than find the one before it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, dict[str, str]]] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="notify-socket", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._closed.is_set():
-            try:
-                data = self.sock.recv(4096).decode()
-            except TimeoutError:
-                continue
-            except OSError:  # closed
-                return
-            self.messages.append((time.monotonic(), dict(line.split("=", 1) for line in data.splitlines() if "=" in line)))
-
-    def mark(self) -> int:
-        """Where ``wait(..., since=mark())`` starts looking."""
-        return len(self.messages)
-
-    def wait(self, key: str, value: str | None = None, *, since: int = 0, contains: str = "", timeout: float = 10.0) -> tuple[float, dict[str, str]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for at, message in self.messages[since:]:
-                if key in message and (value is None or message[key] == value) and contains in message[key]:
-                    return at, message
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {key}={value or contains!r} within {timeout} s; got {[m for _, m in self.messages[since:]]}")
-            time.sleep(0.02)
-
-    def values(self, key: str, since: int = 0) -> list[str]:
-        return [m[key] for _, m in self.messages[since:] if key in m]
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(1)
-        self.sock.close()
-
-
 @pytest.fixture()
-def notices(tmp_path: Path) -> Iterator[Notices]:
-    listener = Notices(tmp_path / "notify.sock")
+def notices(tmp_path: Path) -> Iterator[NotifySocket]:
+    listener = NotifySocket(tmp_path / "notify.sock")
     yield listener
     listener.close()
 
@@ -294,7 +245,7 @@ def plugged_back(array: OneArray) -> Iterator[OneArray]:
         array.plug()
 
 
-def test_mic_unplugged_and_plugged_back(plugged_back: OneArray, notices: Notices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mic_unplugged_and_plugged_back(plugged_back: OneArray, notices: NotifySocket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``serve()`` capturing the array through PyAudio (``--stages frontend``): a turn is heard; the
     array is unplugged; the faces show !mic_lost, health and the systemd status say mic_lost, and
     the watchdog is still fed (waiting for the array is not hung). Plugged back, the box captures
@@ -353,7 +304,7 @@ def test_mic_unplugged_and_plugged_back(plugged_back: OneArray, notices: Notices
     notices.wait("STOPPING", "1", timeout=2)
 
 
-def test_a_turn_cut_by_the_unplug_is_finished_without_waiting_for_the_array(plugged_back: OneArray, notices: Notices, tmp_path: Path,
+def test_a_turn_cut_by_the_unplug_is_finished_without_waiting_for_the_array(plugged_back: OneArray, notices: NotifySocket, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The resident is mid-sentence when the array is pulled: what was heard of the turn should come
     out now (the faces, the usage count), not when the array is back, minutes later perhaps, and then
@@ -384,7 +335,7 @@ def test_a_turn_cut_by_the_unplug_is_finished_without_waiting_for_the_array(plug
 
 # --- 2. SIGTERM in the middle of a conversation -------------------------------------------------------
 
-def test_sigterm_exits_cleanly_and_every_printed_usage_record_is_spooled(notices: Notices, tmp_path: Path) -> None:
+def test_sigterm_exits_cleanly_and_every_printed_usage_record_is_spooled(notices: NotifySocket, tmp_path: Path) -> None:
     """``madoguchi run --replay --stages frontend`` (paced like the array), telemetry on and its broker
     unreachable: SIGTERM in the middle of the conversation ends the service with exit 0 within 5 s,
     says STOPPING, and the spool (the real SQLite file, read back after the process is gone) holds a

@@ -24,18 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from madoguchi.telemetry.spool import Spool
+from tests.bench.frontend import cpu_model
 
 TOPIC = "madoguchi/v1/site/box/usage"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def disk_of(path: Path) -> str:

@@ -64,9 +64,9 @@ class Link:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self.connected.clear()  # first: a disconnect we asked for is not "lost the broker"
         self._client.disconnect()
         self._client.loop_stop()
-        self.connected.clear()
 
     # --- paho callbacks (paho's network thread) ---
     def _connected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
