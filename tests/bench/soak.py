@@ -600,7 +600,10 @@ def main(argv: list[str] | None = None) -> int:
         config = write_config(work / "soak.toml", {"mqtt": mqtt(BOX, login), **sinks})
         peer_sinks_config = write_config(work / "peer-sinks.toml", {"mqtt": mqtt(f"{BOX}-peer", broker.add_box(SITE, f"{BOX}-peer")), **sinks})
         alone_config = write_config(work / "peer-alone.toml", {"display": {"driver": "none"}, "controls": {"enabled": False}, "paths": {"state_dir": str(work / "state")}})
-        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+        from tests.asr_assets import speech_model_store
+
+        # Whisper base from the tests' model store (fetched and checked against the lock once).
+        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "MADOGUCHI_MODELS_DIR": str(speech_model_store().root)}
         launcher = [sys.executable, "-m", "madoguchi"] if args.plain else [sys.executable, "-c", BOOTSTRAP]
         common = ["run", "--no-system-config", "--replay", str(rec.wav)]
 
