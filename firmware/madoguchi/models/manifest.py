@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST_ENV = "MADOGUCHI_MODEL_MANIFEST"
 INSTALLED_MANIFEST = Path("/usr/share/madoguchi/models/manifest.toml")
-ENGINES = ("ctranslate2-whisper", "whisper.cpp", "ctranslate2-translator")
-TASKS = ("asr", "mt")
+ENGINES = ("ctranslate2-whisper", "whisper.cpp", "ctranslate2-translator", "openwakeword")  # openwakeword: ONNX files run by onnxruntime (frontend/wake.py)
+TASKS = ("asr", "mt", "wake")
 SOURCE_KINDS = ("pypi", "convert", "upstream")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+")
