@@ -286,7 +286,7 @@ class SessionSettings:
     start: str = field(default="speech", metadata=_allowed(lambda v: v in SESSION_STARTS, f"one of {', '.join(SESSION_STARTS)}"))
     idle_s: float = field(default=60.0, metadata=_between(5.0, 3600.0))
     wake_model: str = "wake-tsuuyaku"  # the wake phrase head: a folder in the model store (README "Privacy mode": how a site makes it)
-    wake_threshold: float = field(default=0.5, metadata=_between(0.05, 0.99))
+    wake_threshold: float = field(default=0.0, metadata=_between(0.0, 0.99))  # 0: the threshold the head was tuned for (in wake.npz)
 
     @property
     def private(self) -> bool:

@@ -66,4 +66,4 @@ def build_wake(settings: Settings, model_root: Path | None = None) -> WakePhrase
     from madoguchi.models.store import store_root
 
     root = model_root or store_root(settings.paths.state_dir)
-    return WakePhraseDetector(root / settings.session.wake_model, settings.session.wake_threshold)
+    return WakePhraseDetector(root / settings.session.wake_model, settings.session.wake_threshold or None)
