@@ -439,7 +439,8 @@ def test_doctor_command_on_this_machine(tmp_path: Path) -> None:
     config = tmp_path / "site.toml"
     config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nspool_path = "{tmp_path / "spool.sqlite3"}"\n'
                       '\n[sides]\nstaff_azimuth_deg = 180\nresident_azimuth_deg = 0\n')
-    env = {"MADOGUCHI_MODELS_DIR": str(tmp_path / "models")}
+    # No sound server either: a PulseAudio left by another test would be a capture device.
+    env = {"MADOGUCHI_MODELS_DIR": str(tmp_path / "models"), "PULSE_SERVER": f"unix:{tmp_path}/no-pulse"}
     started = time.monotonic()
     result = madoguchi("doctor", "--no-system-config", "--config", str(config), env=env)
     assert result.returncode == 1, result
