@@ -65,6 +65,14 @@ class Printer(Sink):
             self.summary.write(self.latencies.format() + "\n")
 
 
+async def _cancel(task: asyncio.Task | None) -> None:
+    """Stop a sink's background task (a watch loop) and wait until it has."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def session_prompt(settings: Settings, phrase: str | None = None) -> str | None:
     """Privacy mode: what the clerk's face says while no session is open (None: no privacy mode)."""
     start, japanese = settings.session.start, settings.languages.staff == "ja"
@@ -116,10 +124,7 @@ class Faces(Sink):
             ui.set_hint(HINT_CODE if event.off_sector else None)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
         if self.ui is not None:
             self.ui.close()  # panels blank and GPIO released now, not at interpreter exit
 
@@ -166,10 +171,7 @@ class PlacementWatch(Sink):
             await asyncio.sleep(self.interval_s)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
         if self.live:
             await self.check()  # what the end of the audio showed, before the faces close
             return
@@ -293,10 +295,7 @@ class Systemd(Sink):
         self.notifier.notify(stopping="1", status="stopping")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
 
 
 class FrameRecorder(Sink):
@@ -342,10 +341,7 @@ class CalibrationCollector(Sink):
             self.events.append(event)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
 
 
 class ThermalGuard(Sink):
@@ -383,10 +379,7 @@ class ThermalGuard(Sink):
             await asyncio.sleep(self.interval_s)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
 
     def status(self) -> dict[str, Any]:
         level = self.level
