@@ -107,7 +107,7 @@ class PulseServer:
         return subprocess.Popen(["paplay", f"--device={sink}", f"--channel-map={MAP4}", str(path)], env=self.env)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
     if missing:

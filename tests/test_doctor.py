@@ -466,7 +466,7 @@ def test_doctor_command_on_this_machine(tmp_path: Path) -> None:
 
 
 def test_doctor_command_without_broker_and_with_a_broken_config(tmp_path: Path) -> None:
-    env = {"MADOGUCHI_MODELS_DIR": str(tmp_path / "models")}
+    env = {"MADOGUCHI_MODELS_DIR": str(tmp_path / "models"), "PULSE_SERVER": f"unix:{tmp_path}/no-pulse"}
     plain = madoguchi("doctor", "--no-system-config", "--listen", "0", env=env)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     assert any(line.startswith("skip") and " broker " in line for line in plain.stdout.splitlines())
@@ -476,3 +476,27 @@ def test_doctor_command_without_broker_and_with_a_broken_config(tmp_path: Path) 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stdout.startswith("fail  ") and f"{broken}: [sides] foo: unknown key" in result.stdout.splitlines()[0]
     assert json.loads(madoguchi("doctor", "--no-system-config", "--config", str(broken), "--json", env=env).stdout)["config"] is None
+
+
+def test_a_stuck_sound_server_is_a_fail_line_not_a_hang(tmp_path: Path) -> None:
+    """A PulseAudio that stopped answering (SIGSTOP) hangs PortAudio's device scan: the doctor
+    gives up on it after its scan timeout, says so, and goes on with the other checks."""
+    from madoguchi.doctor.mics import SCAN_TIMEOUT_S
+    from tests.test_capture_pulse import PulseServer
+
+    server = PulseServer(tmp_path / "pulse")
+    server.start()
+    server.pause()
+    try:
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "madoguchi", "doctor", "--no-system-config", "--listen", "0"], capture_output=True,
+                                text=True, timeout=60, check=False, cwd=ROOT, env={**server.env, "MADOGUCHI_MODELS_DIR": str(tmp_path / "models")})
+        took = time.monotonic() - started
+    finally:
+        server.kill()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result
+    line = next(line for line in result.stdout.splitlines() if line.startswith("fail  capture device"))
+    assert f"did not list its devices in {SCAN_TIMEOUT_S:g} s" in line and "-> fix: restart the sound server" in line
+    assert any(line.startswith("skip") and "mic channels" in line for line in result.stdout.splitlines())
+    assert any(" fonts " in line for line in result.stdout.splitlines())  # the checks after it still ran
+    assert SCAN_TIMEOUT_S <= took < SCAN_TIMEOUT_S + 30

@@ -40,6 +40,7 @@ MIN_COHERENCE = 0.2  # mean GCC-PHAT peak below this: no single dominant sound (
 FIT_TOLERANCE = 0.35  # rms misfit (samples at 16 kHz) still taken as "fits": reverberation and noise
 SWAP_MARGIN = 3.0  # the configured order must misfit this many times worse than the best order
 MAX_ORDER_MICS = 7  # 7! = 5040 orders to try; more mics: not tested
+SCAN_TIMEOUT_S = 10.0  # PortAudio lists devices in well under a second; longer means a stuck sound server
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,37 @@ class DeviceScan:
     devices: tuple
     chosen: object | None
     problem: str = ""
+    stuck: bool = False  # the scan never answered
 
 
-def scan_devices(settings: Settings) -> DeviceScan:
-    """The devices and the one ``PyAudioSource`` would open, chosen by the capture module's own rule."""
+def scan_devices(settings: Settings, timeout_s: float = SCAN_TIMEOUT_S) -> DeviceScan:
+    """The devices and the one ``PyAudioSource`` would open, chosen by the capture module's own rule.
+
+    PortAudio's scan asks every ALSA device, including a sound server's (PulseAudio, PipeWire); a
+    server that is stuck never answers and the scan would hang the doctor with it. The scan runs on
+    a daemon thread: after ``timeout_s`` the answer is a DeviceScan whose problem says so.
+    """
+    result: list[DeviceScan] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(_scan(settings))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(err)
+
+    worker = threading.Thread(target=run, name="madoguchi-doctor-scan", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if errors:
+        raise errors[0]
+    if not result:
+        return DeviceScan((), None, f"the sound system did not list its devices in {timeout_s:g} s (a sound server such as PulseAudio "
+                                    "or PipeWire that is stuck?)", stuck=True)
+    return result[0]
+
+
+def _scan(settings: Settings) -> DeviceScan:
     from madoguchi.audio import capture
     from madoguchi.errors import AudioDeviceNotFoundError
 
@@ -228,6 +256,9 @@ def capture_channels(settings: Settings) -> int:
 def device_check(settings: Settings, scan: DeviceScan) -> Check:
     name = "capture device"
     wanted = capture_channels(settings)
+    if scan.stuck:
+        return fail(name, scan.problem, "restart the sound server (`systemctl --user restart pulseaudio`, or pipewire) or reboot the box; "
+                                        "the service's capture waits on it too")
     if scan.chosen is None:
         fix = ("plug in the USB mic array (a powered port) and check `arecord -l` lists it; run the doctor as root or a member of the audio group"
                if not scan.devices else 'set [audio] device to part of one of these names (or "" for the default input)')
