@@ -1,68 +1,55 @@
 #!/bin/bash
-# Madoguchi first boot (run by madoguchi-firstboot.service, as root, with no network needed):
-#   1. install any .deb files shipped in /opt/madoguchi/debs (e.g. libportaudio2),
-#   2. create the madoguchi system user (groups audio, gpio, spi),
-#   3. create /opt/madoguchi/venv and install madoguchi from /opt/madoguchi/wheels offline,
-#   4. enable and start madoguchi.service, and leave /opt/madoguchi/.installed behind.
-# On failure nothing is marked done, so the next boot tries again; the journal says why
-# (journalctl -u madoguchi-firstboot).
+# Madoguchi first boot of a flashed image (madoguchi-firstboot.service, as root, no network needed).
+# The root is still writable on this boot; the image already holds the venv, the units and the
+# service user (build-image.sh). This script:
+#   1. provisions the box from its boot partition: site config, identity, secret, SSH
+#      (provision.sh; hw/provisioning.md);
+#   2. grows the data partition (/var/lib/madoguchi) to fill the card;
+#   3. turns the read-only root on from the next boot (overlayroot) and marks the box as done.
+# The service then starts on this same boot (it is ordered after this unit): a box at the
+# counter interprets a minute after it is first plugged in, and its root is read-only from
+# its first restart (at the latest the evening's power-off) on.
+# On failure nothing is marked done, so the next boot tries again; `journalctl -u
+# madoguchi-firstboot` (or the console) says why. A provisioning error leaves the root writable
+# and the service running on whatever config it has, so the box can be fixed in place.
 set -euo pipefail
 
-PREFIX=${MADOGUCHI_PREFIX:-/opt/madoguchi}
-WHEELS=$PREFIX/wheels
-VENV=$PREFIX/venv
-USER_NAME=madoguchi
-STATE=/var/lib/madoguchi
+DONE=${MADOGUCHI_FIRSTBOOT_DONE:-/etc/madoguchi/.firstboot-done}
+DATA=/var/lib/madoguchi
+OVERLAY_CONF=/etc/overlayroot.local.conf
 
 say() { echo "madoguchi-firstboot: $*"; }
 
-shopt -s nullglob
-debs=("$PREFIX"/debs/*.deb)
-if ((${#debs[@]})); then
-    say "installing ${#debs[@]} package(s) from $PREFIX/debs"
-    dpkg -i "${debs[@]}"
-fi
+say "provisioning from the boot partition"
+/usr/local/lib/madoguchi/provision.sh
 
-for group in audio gpio spi; do
-    if ! getent group "$group" >/dev/null; then
-        say "group $group is missing; creating it (device access may still need a udev rule)"
-        groupadd --system "$group"
+# The data partition was made small so the image stays small; give it the rest of the card.
+data_dev=$(findmnt -n -o SOURCE "$DATA" || true)
+if [[ -b $data_dev ]]; then
+    part_name=$(basename "$(readlink -f "$data_dev")")
+    disk=/dev/$(lsblk -n -o PKNAME "/dev/$part_name" | head -1)
+    part_num=$(cat "/sys/class/block/$part_name/partition")
+    before=$(lsblk -b -n -o SIZE "/dev/$part_name")
+    # Only the last partition can grow, and only when there is room behind it.
+    if echo ", +" | sfdisk -q --no-reread --no-tell-kernel -N "$part_num" "$disk" 2>/dev/null; then
+        partx -u -n "$part_num" "$disk" || true
+        resize2fs "/dev/$part_name" >/dev/null 2>&1 || say "resize2fs could not grow $data_dev; it keeps its size"
     fi
-done
-if ! id "$USER_NAME" >/dev/null 2>&1; then
-    say "creating user $USER_NAME"
-    useradd --system --user-group --home-dir "$STATE" --no-create-home \
-        --shell /usr/sbin/nologin --comment "Madoguchi counter interpreter" "$USER_NAME"
-fi
-usermod -a -G audio,gpio,spi "$USER_NAME"
-install -d -m 0755 /etc/madoguchi
-
-wheels=("$WHEELS"/madoguchi-*.whl)
-if ((${#wheels[@]} == 0)); then
-    say "no madoguchi wheel in $WHEELS; nothing to install"
-    exit 1
+    say "data partition $data_dev: $((before / 1048576)) MB -> $(($(lsblk -b -n -o SIZE "/dev/$part_name") / 1048576)) MB"
+else
+    say "no data partition mounted on $DATA (not an image from build-image.sh?); nothing to grow"
 fi
 
-# Pi OS's python3 (3.11 on bookworm, 3.13 on trixie); the wheels must match it.
-# --system-site-packages lets the venv see apt-installed python3-lgpio for gpiozero on a Pi 5.
-rm -rf "$VENV"
-trap 'rm -rf "$VENV"' ERR
-say "creating $VENV with $(python3 --version)"
-if ! python3 -m venv --system-site-packages "$VENV"; then
-    # No ensurepip (python3-venv not installed): bootstrap pip from a pip wheel if one was shipped.
-    pip_wheels=("$WHEELS"/pip-*.whl)
-    ((${#pip_wheels[@]})) || { say "python3 -m venv failed and no pip wheel in $WHEELS"; exit 1; }
-    rm -rf "$VENV"
-    python3 -m venv --system-site-packages --without-pip "$VENV"
-    "$VENV/bin/python" "${pip_wheels[0]}/pip" install --no-index --find-links "$WHEELS" pip
+# From the next boot on, the root is a read-only lower layer under a RAM overlay: a power cut
+# cannot damage it, and nothing the box hears is written to it. The data partition is not
+# overlaid (recurse=0): the spool, state and models stay persistent.
+if command -v overlayroot-chroot >/dev/null && [[ -f $OVERLAY_CONF ]]; then
+    printf '# Written by madoguchi-firstboot; madoguchi-maintenance on|off changes it.\noverlayroot="tmpfs:swap=0,recurse=0"\n' >"$OVERLAY_CONF"
+    say "read-only root: on from the next boot"
+else
+    say "overlayroot is not installed: the root stays writable"
 fi
-say "installing madoguchi offline from $WHEELS"
-"$VENV/bin/python" -m pip install --no-index --find-links "$WHEELS" --no-cache-dir madoguchi
-trap - ERR
-
-ln -sf "$VENV/bin/madoguchi" /usr/local/bin/madoguchi
-touch "$PREFIX/.installed"
-systemctl enable madoguchi.service
-# --no-block: madoguchi.service is ordered after this unit, which is still starting.
-systemctl start --no-block madoguchi.service
-say "done: $("$VENV/bin/madoguchi" --version)"
+install -d -m 0755 "$(dirname "$DONE")"
+date -u +%FT%TZ >"$DONE"
+sync
+say "done"

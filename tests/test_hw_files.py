@@ -215,9 +215,9 @@ def test_firstboot_unit_runs_the_staged_script() -> None:
     service = _unit("madoguchi-firstboot.service")["Service"]
     assert service["Type"] == "oneshot"
     assert service["ExecStart"] == "/usr/local/lib/madoguchi/firstboot.sh"
+    assert "madoguchi.service" in _unit("madoguchi-firstboot.service")["Unit"]["Before"].split()
     script = (ROOT / "systemd" / "madoguchi-firstboot.sh").read_text(encoding="utf-8")
-    assert "--no-index" in script and "--find-links" in script
-    assert "systemctl enable madoguchi.service" in script
+    assert "/usr/local/lib/madoguchi/provision.sh" in script and 'overlayroot="tmpfs:' in script
 
 
 # --- build-image.sh ----------------------------------------------------------------------
@@ -227,7 +227,7 @@ def _run(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] 
     return subprocess.run([*prefix, BASH, str(script), *args], check=False, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
 
 
-@pytest.mark.parametrize("script", ["build-image.sh", "systemd/madoguchi-firstboot.sh"])
+@pytest.mark.parametrize("script", ["build-image.sh", "systemd/madoguchi-firstboot.sh", "systemd/madoguchi-maintenance.sh", "tests/image/base-image.sh"])
 def test_scripts_parse(script: str) -> None:
     subprocess.run([BASH, "-n", str(ROOT / script)], check=True)
     assert (ROOT / script).read_text(encoding="utf-8").startswith("#!"), "scripts are executable as they are"
@@ -254,7 +254,7 @@ def test_stage_only_writes_the_overlay_tree(tmp_path: Path, wheelhouse: Path) ->
     env = {**os.environ, "PYTHON": sys.executable}
     result = _run("--stage-only", str(stage), "--wheelhouse", str(wheelhouse), "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
-    assert re.findall(r"^\[(\d)/4\]", result.stdout, flags=re.MULTILINE) == ["1", "2", "3", "4"]
+    assert re.findall(r"^\[(\d)/3\]", result.stdout, flags=re.MULTILINE) == ["1", "2", "3"]
     assert "ok (4 mics" in result.stdout, "the site config was checked"
 
     units = stage / "etc/systemd/system"
@@ -262,9 +262,11 @@ def test_stage_only_writes_the_overlay_tree(tmp_path: Path, wheelhouse: Path) ->
     assert (units / "madoguchi-firstboot.service").is_file()
     wants = units / "multi-user.target.wants/madoguchi-firstboot.service"
     assert wants.is_symlink() and os.readlink(wants) == "/etc/systemd/system/madoguchi-firstboot.service"
-    firstboot = stage / "usr/local/lib/madoguchi/firstboot.sh"
-    assert os.access(firstboot, os.X_OK)
-    assert sorted(p.name for p in (stage / "opt/madoguchi/wheels").iterdir()) == sorted(p.name for p in wheelhouse.iterdir())
+    service_wants = units / "multi-user.target.wants/madoguchi.service"
+    assert service_wants.is_symlink() and os.readlink(service_wants) == "/etc/systemd/system/madoguchi.service"
+    for script in ("usr/local/lib/madoguchi/firstboot.sh", "usr/local/lib/madoguchi/provision.sh", "usr/local/sbin/madoguchi-maintenance"):
+        assert os.access(stage / script, os.X_OK), script
+    assert (stage / "boot/firmware/madoguchi-box.toml.example").is_file()
     assert (stage / "boot/firmware/madoguchi.toml").read_bytes() == config.read_bytes()
     assert (stage / "boot/firmware/madoguchi-config.txt").read_bytes() == (HW / "config.txt.d/madoguchi.txt").read_bytes()
     assert (stage / "etc/systemd/journald.conf.d/madoguchi.conf").is_file()
@@ -294,8 +296,8 @@ def _one_line_refusal(result: subprocess.CompletedProcess[str], words: str) -> N
 
 
 def test_refuses_a_missing_base_image(tmp_path: Path) -> None:
-    _one_line_refusal(_run("--base", str(tmp_path / "nope.img.xz"), "--out", str(tmp_path / "out.img")), "base image not found")
-    assert not (tmp_path / "out.img").exists()
+    _one_line_refusal(_run("--base", str(tmp_path / "nope.img.xz"), "--out", str(tmp_path / "out.img.xz")), "base image not found")
+    assert not (tmp_path / "out.img.xz").exists()
 
 
 def test_refuses_missing_tools(tmp_path: Path) -> None:
@@ -303,7 +305,7 @@ def test_refuses_missing_tools(tmp_path: Path) -> None:
     base.write_bytes(b"")
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
-    result = _run("--base", str(base), "--out", str(tmp_path / "out.img"), env={"PATH": str(empty_path)})
+    result = _run("--base", str(base), "--out", str(tmp_path / "out.img.xz"), env={"PATH": str(empty_path)})
     _one_line_refusal(result, "missing required tool: losetup")
 
 
@@ -322,7 +324,7 @@ def test_refuses_without_root(public_dir: Path) -> None:
     script = where / "build-image.sh"
     shutil.copy(SCRIPT, script)
     script.chmod(0o755)
-    args = ("--base", str(script), "--out", str(where / "out.img"))
+    args = ("--base", str(script), "--out", str(where / "out.img.xz"))
     if os.geteuid() != 0:
         result = _run(*args, script=script)
     elif shutil.which("setpriv"):
@@ -362,3 +364,17 @@ def test_stage_only_refuses_non_commercial_models_without_accept_licence(tmp_pat
     assert result.returncode != 0
     assert "model_unlicensed" in result.stderr and "--accept-licence" in result.stderr
     assert not (tmp_path / "stage/var/lib/madoguchi/models/nllb-200-distilled-600m").exists()
+
+
+def test_refuses_a_base_image_that_does_not_match_its_checksum(tmp_path: Path) -> None:
+    base = tmp_path / "raspios.img.xz"
+    base.write_bytes(b"half a download")
+    (tmp_path / "raspios.img.xz.sha256").write_text("0" * 64 + "  raspios.img.xz\n")
+    _one_line_refusal(_run("--base", str(base), "--out", str(tmp_path / "out.img.xz")), "does not match")
+
+
+def test_refuses_an_output_that_is_not_img_xz(tmp_path: Path) -> None:
+    base = tmp_path / "raspios.img.xz"
+    base.write_bytes(b"")
+    result = _run("--base", str(base), "--out", str(tmp_path / "out.img"))
+    assert result.returncode == 2 and "--out must end in .img.xz" in result.stderr
