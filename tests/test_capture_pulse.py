@@ -21,6 +21,7 @@ Observed behaviour on device loss (pulseaudio 16.1, PortAudio 19.6, alsa-plugins
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,13 +61,19 @@ class PulseServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
 
+    def modules(self) -> list[str]:
+        """The modules the daemon starts with: its socket and one 4-channel null sink per rate."""
+        return ["module-native-protocol-unix auth-anonymous=1"] + [
+            f"module-null-sink sink_name={name} rate={rate} channels=4 channel_map={MAP4}" for name, rate in SINKS.items()]
+
+    def started(self) -> None:
+        """Called once the daemon answers (subclasses load more)."""
+
     def start(self) -> None:
-        modules = ["module-native-protocol-unix auth-anonymous=1"]
-        modules += [f"module-null-sink sink_name={name} rate={rate} channels=4 channel_map={MAP4}" for name, rate in SINKS.items()]
         # --system=false: we may run as root; -n: no default.pa, only our modules; no realtime or
         # shared memory, which containers may refuse.
         cmd = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--system=false", "--use-pid-file=no",
-               "--realtime=no", "--high-priority=no", "--disable-shm=yes", "--log-target=stderr"] + [arg for m in modules for arg in ("-L", m)]
+               "--realtime=no", "--high-priority=no", "--disable-shm=yes", "--log-target=stderr"] + [arg for m in self.modules() for arg in ("-L", m)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 10
@@ -75,6 +82,7 @@ class PulseServer:
                 self.kill()
                 pytest.fail(f"pulseaudio did not start; its log:\n{self.log.read_text()[-2000:]}")
             time.sleep(0.05)
+        self.started()
 
     def kill(self) -> None:
         self.resume()
@@ -107,12 +115,13 @@ class PulseServer:
         return subprocess.Popen(["paplay", f"--device={sink}", f"--channel-map={MAP4}", str(path)], env=self.env)
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+@contextlib.contextmanager
+def serving(server: PulseServer) -> Iterator[PulseServer]:
+    """``server`` started, this process's libpulse pointed at it (PortAudio's "pulse" device
+    records ``array4``'s monitor), and killed at the end."""
     missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not found: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
-    server = PulseServer(tmp_path_factory.mktemp("pulse"))
     server.start()
     with pytest.MonkeyPatch.context() as mp:
         for key in ("PULSE_SERVER", "PULSE_CLIENTCONFIG"):  # read by libpulse inside the ALSA plugin, in this process
@@ -124,6 +133,12 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
             yield server
         finally:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    with serving(PulseServer(tmp_path_factory.mktemp("pulse"))) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,7 @@ from madoguchi import daemon
 from madoguchi.app.parts import recording_source
 from madoguchi.app.runner import Runner, Sink
 from madoguchi.app.sinks import Faces, TelemetrySink
-from madoguchi.audio.capture import PyAudioSource, list_input_devices
+from madoguchi.audio.capture import PyAudioSource
 from madoguchi.config import Settings, load_settings
 from madoguchi.events import Utterance
 from madoguchi.sdnotify import SystemdNotifier
@@ -48,7 +48,7 @@ from madoguchi.telemetry.schemas import problems
 from madoguchi.telemetry.spool import DISK_FULL, Spool
 from tests.mqtt_broker import free_port
 from tests.notify import NotifySocket
-from tests.test_capture_pulse import MAP4, PulseServer
+from tests.test_capture_pulse import MAP4, PulseServer, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "firmware" / "madoguchi" / "data" / "demo"
@@ -69,17 +69,10 @@ class OneArray(PulseServer):
     sink, PulseAudio would silently move the capture stream to that one's monitor instead: no
     error, just the wrong microphone.)"""
 
-    def start(self) -> None:
-        cmd = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--system=false", "--use-pid-file=no", "--realtime=no",
-               "--high-priority=no", "--disable-shm=yes", "--log-target=stderr", "-L", "module-native-protocol-unix auth-anonymous=1"]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"pulseaudio did not start; its log:\n{self.log.read_text()[-2000:]}")
-            time.sleep(0.05)
+    def modules(self) -> list[str]:
+        return ["module-native-protocol-unix auth-anonymous=1"]  # the array comes and goes by plug()/unplug()
+
+    def started(self) -> None:
         self.plug()
 
     def _pactl(self, *args: str) -> str:
@@ -103,21 +96,8 @@ class OneArray(PulseServer):
 
 @pytest.fixture(scope="module")
 def array(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneArray]:
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
-    server = OneArray(tmp_path_factory.mktemp("one-array"))
-    server.start()
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("PULSE_SERVER", "PULSE_CLIENTCONFIG"):  # read by libpulse inside the ALSA plugin, in this process
-            mp.setenv(key, server.env[key])
-        mp.setenv("PULSE_SOURCE", "array4.monitor")
-        try:
-            if not any(d.name == "pulse" for d in list_input_devices()):
-                pytest.fail("PortAudio sees no ALSA 'pulse' device: apt-get install libasound2-plugins")
-            yield server
-        finally:
-            server.kill()
+    with serving(OneArray(tmp_path_factory.mktemp("one-array"))) as server:
+        yield server
 
 
 @pytest.fixture()
