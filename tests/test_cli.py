@@ -105,6 +105,8 @@ def test_models_list_and_the_licence_gate(tmp_path: Path, write_config) -> None:
     assert listing.returncode == 0 and "whisper-base-ct2" in listing.stdout and "CC-BY-NC" in listing.stdout
     refused = madoguchi("models", "fetch", "--no-system-config", "--config", str(config), "nllb-200-distilled-600m")
     assert_clean_failure(refused, 1, "[model_unlicensed]", "--accept-licence")
-    unavailable = madoguchi("models", "fetch", "--no-system-config", "--config", str(config), "--accept-licence", "nllb-200-distilled-600m")
-    assert_clean_failure(unavailable, 1, "[model_unavailable]")
+    # Accepted, it goes to the model hub: here one that is down (nothing listens on port 9).
+    unreachable = madoguchi("models", "fetch", "--no-system-config", "--config", str(config), "--accept-licence", "nllb-200-distilled-600m",
+                            env={"HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert_clean_failure(unreachable, 1, "[hub_unreachable]", "HF_ENDPOINT", "madoguchi models import nllb-200-distilled-600m")
     assert not (tmp_path / "state" / "models" / "nllb-200-distilled-600m").exists()
