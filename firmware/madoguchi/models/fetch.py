@@ -198,16 +198,7 @@ def convert_model(store: ModelStore, entry: ModelEntry, source: Source, progress
         for name in entry.files:
             (staged / name).chmod(0o644)  # converters write through mkstemp (0600); the service user must read it
         files = {name: {"size": (staged / name).stat().st_size, "sha256": file_sha256(staged / name)} for name in entry.files}
-        locked = store.locked(entry.id)
-        if locked:
-            try:
-                store.verify(entry.id, folder=staged)
-            except ModelError as err:
-                raise type(err)(f"{entry.id}: the conversion from {source.from_model} does not match {store.lock_path} ({err.code}); the installed model was not touched. "
-                                f"fix: if the converter changed on purpose, check the new file, then `madoguchi models lock {entry.id}`", entry.id, err.file) from None
-        store.install_folder(entry.id, staged)
-        if not locked:
-            store.set_lock(entry.id, files)
+        store.install_made(entry.id, staged, files, f"from {source.from_model}", "the converter")
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return store.folder(entry.id)

@@ -40,7 +40,7 @@ from typing import Any
 from madoguchi import __version__
 from madoguchi.models.errors import ModelCorruptError, ModelError, ModelMissingError, ModelUnavailableError
 from madoguchi.models.manifest import ModelEntry, Source
-from madoguchi.models.store import CHUNK, ModelStore, Progress, file_sha256, fsync_dir
+from madoguchi.models.store import CHUNK, ModelStore, Progress, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -422,18 +422,7 @@ def _install(store: ModelStore, entry: ModelEntry, source: Source, out: Path, pr
             files[name] = {"size": (out / name).stat().st_size, "sha256": file_sha256(out / name, bar.update)}
         finally:
             bar.close()
-    locked = store.locked(entry.id)
-    if locked:
-        try:
-            store.verify(entry.id, folder=out)
-        except ModelError as err:
-            raise type(err)(f"{entry.id}: the conversion of {source.repo}@{source.revision[:12]} does not match {store.lock_path} ({err.code}); "
-                            "the installed model was not touched. fix: if transformers or ctranslate2 changed on purpose, check the new model, "
-                            f"then `madoguchi models lock {entry.id}`", entry.id, err.file) from None
-    fsync_dir(out)
-    store.install_folder(entry.id, out)
-    if not locked:
-        store.set_lock(entry.id, files)
+    if store.install_made(entry.id, out, files, f"of {source.repo}@{source.revision[:12]}", "transformers or ctranslate2"):
         log.warning("%s: first fetch, recorded sha256 of %d files in %s", entry.id, len(files), store.lock_path)
     return store.folder(entry.id)
 

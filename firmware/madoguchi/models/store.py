@@ -20,6 +20,7 @@ from typing import BinaryIO, TextIO
 
 from madoguchi.models.errors import (
     ModelCorruptError,
+    ModelError,
     ModelMissingError,
     ModelTruncatedError,
     ModelUnlicensedError,
@@ -217,6 +218,25 @@ class ModelStore:
                 raise ModelCorruptError(f"{model_id}: {path} is corrupt (sha256 {got[:12]}…, the lock says {want['sha256'][:12]}…); fix: {fix}", model_id, path)
         log.debug("%s verified in %s", model_id, folder)
         return folder
+
+    def install_made(self, model_id: str, staged: Path, files: dict[str, dict], made_from: str, changed: str) -> bool:
+        """Install a model made on this machine (a conversion) from ``staged``, whose files hash to ``files``.
+
+        A model the lock knows must match it (on a mismatch the installed model is left as it was);
+        one it does not know is locked with ``files``. Returns True when it was locked now.
+        ``made_from`` and ``changed`` word the mismatch: what was converted, and what may have changed.
+        """
+        locked = self.locked(model_id)
+        if locked:
+            try:
+                self.verify(model_id, folder=staged)
+            except ModelError as err:
+                raise type(err)(f"{model_id}: the conversion {made_from} does not match {self.lock_path} ({err.code}); the installed model was not touched. "
+                                f"fix: if {changed} changed on purpose, check the new model, then `madoguchi models lock {model_id}`", model_id, err.file) from None
+        self.install_folder(model_id, staged)
+        if not locked:
+            self.set_lock(model_id, files)
+        return not locked
 
     def install_folder(self, model_id: str, staged: Path) -> Path:
         """Put a staged, verified folder in place of the model's folder (rename; the old one is removed after)."""
