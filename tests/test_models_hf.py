@@ -23,7 +23,17 @@ import pytest
 from madoguchi.models import hub
 from madoguchi.models.cli import models_fetch, models_verify
 from madoguchi.models.ct2 import read_ct2_model
-from madoguchi.models.errors import ManifestError, ModelUnlicensedError
+from madoguchi.models.errors import (
+    ConversionFailedError,
+    HubChecksumError,
+    HubFileMissingError,
+    HubRevisionError,
+    HubUnpinnedError,
+    HubUnreachableError,
+    ManifestError,
+    ModelUnlicensedError,
+    NoSpaceError,
+)
 from madoguchi.models.manifest import load_manifest, parse_manifest, read_lock
 from madoguchi.mt.router import MachineTranslation, MtResult
 from tests.hf_mirror import TINY_M2M100, TINY_MADLAD, TINY_MARIAN, TINY_NLLB, HubMirror, tiny_repos
@@ -208,29 +218,29 @@ def one_line_error(where: dict[str, Path], model_id: str, error: type[Exception]
 
 def test_hub_down_is_a_clear_error(where: dict[str, Path], mirror: HubMirror) -> None:
     mirror.stop()
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubUnreachableError)
+    message = one_line_error(where, "opus-mt-ja-en", HubUnreachableError)
     assert f"cannot reach the model hub at {mirror.endpoint}" in message and "HF_ENDPOINT" in message
 
 
 def test_file_missing_upstream(where: dict[str, Path], mirror: HubMirror) -> None:
     mirror.missing.add((TINY_MARIAN, "source.spm"))
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubFileMissingError)
+    message = one_line_error(where, "opus-mt-ja-en", HubFileMissingError)
     assert f"{TINY_MARIAN}/source.spm" in message and "HTTP 404" in message
 
 
 def test_revision_mismatch(tmp_path: Path, where: dict[str, Path], mirror: HubMirror) -> None:
     write_manifest(where["manifest"], mirror, revisions={"opus-mt-ja-en": "0" * 40})  # a commit the repository does not have
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubRevisionError)
+    message = one_line_error(where, "opus-mt-ja-en", HubRevisionError)
     assert "the pinned commit does not exist upstream" in message
     write_manifest(where["manifest"], mirror)
     mirror.answer_commit[TINY_MARIAN] = "f" * 40  # a mirror that answers for another commit
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubRevisionError)
+    message = one_line_error(where, "opus-mt-ja-en", HubRevisionError)
     assert "it answered for ffffffffffff" in message
 
 
 def test_unpinned_revision_is_refused_with_the_current_commit(where: dict[str, Path], mirror: HubMirror) -> None:
     write_manifest(where["manifest"], mirror, revisions={"opus-mt-ja-en": ""})
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubUnpinnedError)
+    message = one_line_error(where, "opus-mt-ja-en", HubUnpinnedError)
     assert f"main is at {mirror.repos[TINY_MARIAN].commit}" in message
     assert not mirror.paths(f"/{TINY_MARIAN}/resolve/")
 
@@ -238,7 +248,7 @@ def test_unpinned_revision_is_refused_with_the_current_commit(where: dict[str, P
 @pytest.mark.parametrize("name", ["model.safetensors", "tokenizer_config.json"])  # an LFS file (sha256) and a plain one (git blob id)
 def test_corrupted_download_is_refused_and_deleted(where: dict[str, Path], mirror: HubMirror, name: str) -> None:
     mirror.corrupt.add((TINY_MARIAN, name))
-    message = one_line_error(where, "opus-mt-ja-en", hub.HubChecksumError)
+    message = one_line_error(where, "opus-mt-ja-en", HubChecksumError)
     assert f"{TINY_MARIAN}/{name} as downloaded does not match the pinned commit" in message
     cache = where["models_dir"] / hub.CACHE_DIR
     assert not [p for p in cache.rglob("*") if p.name in (name, f".{name}.partial")]
@@ -263,13 +273,13 @@ def test_conversion_failure_is_a_clear_error(tmp_path: Path, where: dict[str, Pa
     (broken / "config.json").write_text(json.dumps({"model_type": "vit", "architectures": ["ViTModel"]}))  # an architecture CTranslate2 cannot convert
     mirror.add("tiny-hub/broken-opus-mt-ja-en", broken)
     write_manifest(where["manifest"], mirror, repos={"opus-mt-ja-en": "tiny-hub/broken-opus-mt-ja-en"})
-    message = one_line_error(where, "opus-mt-ja-en", hub.ConversionFailedError)
+    message = one_line_error(where, "opus-mt-ja-en", ConversionFailedError)
     assert "converting tiny-hub/broken-opus-mt-ja-en to CTranslate2 int8 failed" in message and "ViTConfig" in message
 
 
 def test_no_space_is_refused_before_downloading(where: dict[str, Path], mirror: HubMirror, monkeypatch: pytest.MonkeyPatch) -> None:
     real = hub.shutil.disk_usage
     monkeypatch.setattr(hub.shutil, "disk_usage", lambda path: real(path)._replace(free=1_000_000))  # a nearly full disk
-    message = one_line_error(where, "opus-mt-ja-en", hub.NoSpaceError)
+    message = one_line_error(where, "opus-mt-ja-en", NoSpaceError)
     assert "not enough disk space" in message and "0.00 GB free" in message
     assert not mirror.paths(f"/{TINY_MARIAN}/resolve/")

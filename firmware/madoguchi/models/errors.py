@@ -52,7 +52,7 @@ class ModelUnlicensedError(ModelError):
 
 
 class ModelUnavailableError(ModelError):
-    """No source this machine can use: upstream only, or the converter is not installed."""
+    """No source this machine can use: the model's hub is unreachable or unpinned, or its converter is not installed."""
 
     code = "model_unavailable"
 
@@ -61,3 +61,53 @@ class ModelUnlockedError(ModelError):
     """The model is present but the lock has no entry for it, so it cannot be verified."""
 
     code = "model_unlocked"
+
+
+# Fetching from a model hub (hub.py): each failure of the download and the conversion.
+
+class HubUnreachableError(ModelUnavailableError):
+    """The hub (or $HF_ENDPOINT) did not answer, or answered with a server error."""
+
+    code = "hub_unreachable"
+
+
+class HubFileMissingError(ModelMissingError):
+    """The repository, or a file it must have, is not on the hub (HTTP 404)."""
+
+    code = "hub_file_missing"
+
+
+class HubRevisionError(ModelError):
+    """The pinned commit does not exist in the repository, or the hub answered for another commit."""
+
+    code = "hub_revision_mismatch"
+
+
+class HubUnpinnedError(ModelUnavailableError):
+    """The manifest names no commit for the repository, so what it would fetch is not known in advance."""
+
+    code = "hub_unpinned"
+
+
+class HubChecksumError(ModelCorruptError):
+    """A downloaded file does not match the hash the hub lists for it at the pinned commit."""
+
+    code = "hub_file_corrupt"
+
+
+class ConverterMissingError(ModelUnavailableError):
+    """transformers, torch or ctranslate2 is not installed on this machine."""
+
+    code = "converter_missing"
+
+
+class ConversionFailedError(ModelError):
+    """CTranslate2's converter failed, or did not write the files the manifest lists."""
+
+    code = "model_convert_failed"
+
+
+class NoSpaceError(ModelError):
+    """Not enough free disk space for the download or the converted model."""
+
+    code = "model_no_space"

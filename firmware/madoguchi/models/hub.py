@@ -38,7 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from madoguchi import __version__
-from madoguchi.models.errors import ModelCorruptError, ModelError, ModelMissingError, ModelUnavailableError
+from madoguchi.models.errors import (
+    ConversionFailedError,
+    ConverterMissingError,
+    HubChecksumError,
+    HubFileMissingError,
+    HubRevisionError,
+    HubUnpinnedError,
+    HubUnreachableError,
+    ModelError,
+    ModelUnavailableError,
+    NoSpaceError,
+)
 from madoguchi.models.manifest import ModelEntry, Source
 from madoguchi.models.store import CHUNK, ModelStore, Progress, file_sha256
 
@@ -54,54 +65,6 @@ CONVERT_EXTRA = "pip install 'madoguchi[convert]'  (transformers and torch; a CP
 _CONFIG_FILES = frozenset({"config.json", "generation_config.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
                            "vocab.json", "target_vocab.json", "added_tokens.json", "source.spm", "target.spm", "sentencepiece.bpe.model",
                            "spiece.model"})
-
-
-class HubUnreachableError(ModelUnavailableError):
-    """The hub (or $HF_ENDPOINT) did not answer, or answered with a server error."""
-
-    code = "hub_unreachable"
-
-
-class HubFileMissingError(ModelMissingError):
-    """The repository, or a file it must have, is not on the hub (HTTP 404)."""
-
-    code = "hub_file_missing"
-
-
-class HubRevisionError(ModelError):
-    """The pinned commit does not exist in the repository, or the hub answered for another commit."""
-
-    code = "hub_revision_mismatch"
-
-
-class HubUnpinnedError(ModelUnavailableError):
-    """The manifest names no commit for the repository, so what it would fetch is not known in advance."""
-
-    code = "hub_unpinned"
-
-
-class HubChecksumError(ModelCorruptError):
-    """A downloaded file does not match the hash the hub lists for it at the pinned commit."""
-
-    code = "hub_file_corrupt"
-
-
-class ConverterMissingError(ModelUnavailableError):
-    """transformers, torch or ctranslate2 is not installed on this machine."""
-
-    code = "converter_missing"
-
-
-class ConversionFailedError(ModelError):
-    """CTranslate2's converter failed, or did not write the files the manifest lists."""
-
-    code = "model_convert_failed"
-
-
-class NoSpaceError(ModelError):
-    """Not enough free disk space for the download or the converted model."""
-
-    code = "model_no_space"
 
 
 @dataclass(frozen=True)
