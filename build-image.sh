@@ -240,17 +240,17 @@ part() {  # byte offset and length of MBR partition $1
 }
 LOOPS+=("$(losetup --find --show --partscan "$IMG")")
 for _ in $(seq 30); do [[ -b ${LOOPS[0]}p3 ]] && break; sleep 0.1; done
-if [[ -b ${LOOPS[0]}p1 && -b ${LOOPS[0]}p2 && -b ${LOOPS[0]}p3 ]]; then
-    BOOT_DEV=${LOOPS[0]}p1 ROOT_DEV=${LOOPS[0]}p2 DATA_DEV=${LOOPS[0]}p3
+if [[ -b ${LOOPS[0]}p2 && -b ${LOOPS[0]}p3 ]]; then
+    ROOT_DEV=${LOOPS[0]}p2 DATA_DEV=${LOOPS[0]}p3
 else  # no partition nodes (no udev in a container): a loop per partition
     devs=()
-    for n in 1 2 3; do
+    for n in 2 3; do
         read -r off len < <(part "$n")
         devs+=("$(losetup --find --show --offset "$off" --sizelimit "$len" "$IMG")") && LOOPS+=("${devs[-1]}")
     done
-    BOOT_DEV=${devs[0]} ROOT_DEV=${devs[1]} DATA_DEV=${devs[2]}
+    ROOT_DEV=${devs[0]} DATA_DEV=${devs[1]}
 fi
-echo "    boot $BOOT_DEV, root $ROOT_DEV, data $DATA_DEV"
+echo "    root $ROOT_DEV, data $DATA_DEV (the boot partition through mtools)"
 e2fsck -fy "$ROOT_DEV" >/dev/null 2>&1 || (($? < 4)) || die "the base image's root file system has errors e2fsck cannot fix"
 resize2fs -p "$ROOT_DEV" >/dev/null 2>&1 || die "resize2fs could not grow the root file system"
 mkfs.ext4 -q -L "$DATA_LABEL" "$DATA_DEV"

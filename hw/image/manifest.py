@@ -5,7 +5,7 @@ Run by build-image.sh on the build machine (standard library only, any Python 3.
     python3 hw/image/manifest.py --root MNT --wheels DIR --debs DIR --models DIR \\
         --version V --commit C --base FILE --suite S --python 3.11 --out FILE.json
 
-Wheels: name, version, licence from each wheel's METADATA. Debs: package, version and
+Wheels: name, version, licence from each wheel's METADATA (read as wheelhouse.sh's wheels.tsv reads it). Debs: package, version and
 architecture from the .deb itself, the licence from the image's /usr/share/doc/PKG/copyright.
 Models: every file's sha256 and size, the licence from models/manifest.toml.
 """
@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import email.parser
 import hashlib
 import json
-import re
 import subprocess
 import sys
 import tomllib
-import zipfile
 from pathlib import Path
+
+from wheels import licence, metadata  # hw/image/wheels.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 MODELS_MANIFEST = HERE.parents[1] / "models" / "manifest.toml"
@@ -36,25 +35,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def wheel_licence(metadata: email.message.Message) -> str:
-    """SPDX expression if the wheel says one, else its License field, else the licence classifiers."""
-    if metadata.get("License-Expression"):
-        return metadata["License-Expression"].strip()
-    text = (metadata.get("License") or "").strip()
-    if text and "\n" not in text and len(text) < 80:
-        return text
-    classifiers = [c.split("::")[-1].strip() for c in metadata.get_all("Classifier", []) if c.startswith("License ::")]
-    return "; ".join(classifiers) or ("see the wheel's licence file" if text else "UNKNOWN")
-
-
 def wheels(folder: Path) -> list[dict[str, str]]:
     found = []
     for path in sorted(folder.glob("*.whl")):
-        with zipfile.ZipFile(path) as archive:
-            name = next(n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n))
-            metadata = email.parser.BytesParser().parsebytes(archive.read(name), headersonly=True)
-        found.append({"file": path.name, "name": metadata["Name"], "version": metadata["Version"], "sha256": sha256(path),
-                      "licence": wheel_licence(metadata)})
+        meta = metadata(path)
+        found.append({"file": path.name, "name": meta["Name"], "version": meta["Version"], "sha256": sha256(path), "licence": licence(meta)})
     return found
 
 
