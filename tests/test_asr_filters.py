@@ -78,6 +78,23 @@ def test_no_speech_rule_needs_both_signals():
     assert rejection_reason("ありがとうございました", avg_logprob=-0.4, no_speech_prob=None) is None
 
 
+@pytest.mark.parametrize(("text", "lang"), [("Yes!", "en"), ("そうです", "ja"), ("はい、そうです。", "ja"), ("Sí.", "es"), ("Não.", "pt"), ("是的。", "zh"), ("Okay.", "en")])
+def test_a_yes_no_answer_is_shown_at_lower_confidence(text, lang):
+    # far-field "Yes!" and そうです decoded right at -1.21 and -1.31: shown, down to -2.0
+    assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None, lang=lang) is None
+    assert rejection_reason(text, avg_logprob=-2.1, no_speech_prob=None, lang=lang) == "low_confidence"
+    assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None) == "low_confidence"  # language unknown
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Sangue.", "pt"), ("4 y un baño", "es"), ("Thank you.", "en"), ("Sí.", "en"), ("Yes, I need a copy.", "en"), ("はい、はい、はい、はい", "ja"),
+])
+def test_other_short_outputs_keep_the_usual_bar(text, lang):
+    # wrong decodes of short replies in the same rooms, thanks (murmur comes out as it), another
+    # language's yes, an answer with more words, a loop of one
+    assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None, lang=lang) is not None
+
+
 def test_thresholds_come_from_settings():
     strict = RejectionThresholds(no_speech=0.3, logprob=-0.5)
     assert rejection_reason("Thank you.", avg_logprob=-0.7, no_speech_prob=0.4, thresholds=strict) == "no_speech"

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from madoguchi.app.parts import build_interpreter, frontend_events
+from madoguchi.asr.filters import normalize
+from madoguchi.asr.vocabulary import prompt_terms
 from madoguchi.config import load_settings
 from madoguchi.counter import CounterState
 from madoguchi.events import Utterance
@@ -94,5 +96,17 @@ def test_the_mode_at_start_comes_from_config(speech_store) -> None:
     interpreter = build_interpreter(settings, speech_store.root)
     try:
         assert interpreter.counter.mode == "easy_japanese"
+    finally:
+        interpreter.close()
+
+
+@pytest.mark.parametrize("terms", [3, 20])
+def test_whisper_is_prompted_with_the_glossarys_first_terms(speech_store, terms) -> None:
+    settings = dataclasses.replace(SETTINGS, asr=dataclasses.replace(SETTINGS.asr, vocabulary_terms=terms))
+    interpreter = build_interpreter(settings, speech_store.root)
+    try:
+        prompt = interpreter.recognizer._prompts["ja"]  # what whisper.cpp is given before each staff utterance
+        glossary = list(dict.fromkeys(interpreter.translation.glossary.vocabulary("ja")))
+        assert prompt_terms(prompt) == [normalize(term) for term in glossary[:terms]]
     finally:
         interpreter.close()

@@ -190,6 +190,7 @@ class AsrSettings:
     window_min_s: float = field(default=10.0, metadata=_between(0.0, 30.0))  # shorter contexts change words (see README, Measured)
     beam_size: int = field(default=1, metadata=_between(1, 8))
     vocabulary_prompt: bool = True  # the site glossary's terms as Whisper's prompt: the site's spelling of its words
+    vocabulary_terms: int = field(default=10, metadata=_between(1, 60))  # how many of them, the glossary's first
     no_speech_threshold: float = field(default=0.6, metadata=_between(0.0, 1.0))
     logprob_threshold: float = field(default=-1.0, metadata=_between(-10.0, 0.0))
     compression_ratio_threshold: float = field(default=2.4, metadata=_between(1.0, 10.0))

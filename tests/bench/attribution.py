@@ -3,8 +3,11 @@
     python -m tests.bench.attribution [--set farfield|held-out|standard] [--scenes N] [--out DIR]
                                       [--override '{"beam": {"method": "wpe+mvdr"}, "vad": {"hangover_ms": 600}}']
 
-Every truth utterance of every scene is transcribed five ways, each adding one stage of ours:
+Every truth utterance of every scene is transcribed six ways; after the first two, each adds one
+stage of ours:
 
+  (0) close-talk the talker's DRY clip (no room, no neighbours), the true language, full window:
+                 what Whisper itself makes of these voices and phrases, so room = (a) - (0)
   (a) oracle     one mic (channel 0), the TRUE segment, the TRUE language, Whisper's full 30 s
                  window, no rejection: the peer a single-mic box with perfect segmentation gets
   (b) segments   our front end's utterances, still channel 0, true language, full window
@@ -12,7 +15,7 @@ Every truth utterance of every scene is transcribed five ways, each adding one s
   (d) decoding   as (c) with our decoding: the fitted window and the rejection filters
   (e) pipeline   ``madoguchi replay``: language identification, retries, side by language, all
 
-so each lost point has a name: segmentation = b - a, beam = c - b, decoding/rejection = d - c,
+so each lost point has a name: model = (0), room = a - 0, segmentation = b - a, beam = c - b, decoding/rejection = d - c,
 identification = e - d. Errors are corpus rates (edits over reference units: characters for
 ja/zh, words otherwise) over each truth utterance against the text of the pieces assigned to
 it (tests/sim/score.py ``assign``). Also printed: utterances split in pieces, speech given the
@@ -48,7 +51,7 @@ from tests.sim.counter import Scene, build_scene
 from tests.sim.score import FrontendScore, assign, score
 
 FS = 16000
-WAYS = ("oracle", "segments", "beam", "decoding", "pipeline")
+WAYS = ("close-talk", "oracle", "segments", "beam", "decoding", "pipeline")
 PRE_S, POST_S = 0.25, 0.3  # the oracle's cut around a true segment, as our endpointer's pre-roll and tail
 ORACLE_MODEL = AsrSettings().model_id  # Whisper base q8_0 for whisper.cpp
 NO_FILTERS = {"no_speech_threshold": 1.0, "logprob_threshold": -10.0, "compression_ratio_threshold": 10.0}
@@ -63,7 +66,8 @@ class Tally:
     frontend: FrontendScore = field(default_factory=FrontendScore)
     resident_turns: int = 0
     resident_lang_right: int = 0  # turns whose every shown piece is in the resident's language
-    resident_not_heard: int = 0  # turns with no piece shown at all (missed or rejected)
+    resident_not_heard: int = 0  # turns with no piece shown at all (missed, rejected or joined)
+    resident_joined: int = 0  # ... of which said inside a piece given to the same talker's next or previous sentence
     staff_turns_after_resident: int = 0
     staff_to_resident_lang: int = 0  # ... translated into the resident's language
     neighbours_printed: int = 0
@@ -91,6 +95,15 @@ def scene_set(name: str) -> list:
     if name == "standard":
         return catalog.standard_scenes()
     return catalog.farfield_scenes(held_out=name == "held-out")
+
+
+def _joined(scene: Scene, k: int, records: list[dict], owner: list[int | None]) -> bool:
+    """Truth segment ``k`` was said inside a shown piece that belongs to another sentence of the same
+    talker (one utterance for one talker's turn): its words are there, scored against the other."""
+    segment = scene.segments[k]
+    return any(o is not None and o != k and scene.segments[o].side == segment.side and not r["rejected"]
+               and min(r["end_s"], segment.end_s) - max(r["start_s"], segment.start_s) > 0.5 * (segment.end_s - segment.start_s)
+               for r, o in zip(records, owner))
 
 
 def _texts_by_truth(scene: Scene, pieces: list[dict]) -> list[str]:
@@ -138,7 +151,7 @@ class Attribution:
         frontend = score(scene.segments, hyps)
         tally.frontend = tally.frontend + frontend
 
-        texts: dict[str, list[str]] = {"oracle": self._oracle_texts(scene, audio)}
+        texts: dict[str, list[str]] = {"close-talk": self._close_talk_texts(scene), "oracle": self._oracle_texts(scene, audio)}
         for way in ("segments", "beam", "decoding"):
             if way not in self.ways:
                 continue
@@ -151,7 +164,7 @@ class Attribution:
         finals = [r for r in self._pipeline(settings, scene) if not r.get("partial")] if "pipeline" in self.ways else []
         if "pipeline" in self.ways:
             texts["pipeline"] = _texts_by_truth(scene, finals)
-        for way, heard in texts.items():  # the oracle always: every other way is read against it
+        for way, heard in texts.items():  # the oracle and close-talk always: every other way is read against them
             for segment, hyp in zip(scene.segments, heard):
                 tally.add_text(way, segment.lang, segment.text, hyp)
 
@@ -179,6 +192,7 @@ class Attribution:
                 tally.resident_turns += 1
                 tally.resident_lang_right += heard_langs[k] == {segment.lang}
                 tally.resident_not_heard += not heard_langs[k]
+                tally.resident_joined += not heard_langs[k] and _joined(scene, k, finals, record_owner)
         row = {"scene": scene.spec.name, "frontend": dataclasses.asdict(frontend),
                "turns": [{"side": s.side, "lang": s.lang, "text": s.text, **{way: heard[k] for way, heard in texts.items()}} for k, s in enumerate(scene.segments)],
                "records": finals}
@@ -193,6 +207,20 @@ class Attribution:
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
         texts = [self._oracle(audio, s) for s in scene.segments]
+        atomic_write_bytes(path, json.dumps(texts, ensure_ascii=False).encode("utf-8"))
+        return texts
+
+    def _close_talk_texts(self, scene: Scene) -> list[str]:
+        """Whisper on each talker's dry clip: the model's own share of the errors (cached like the oracle)."""
+        from tests.sim import speech
+
+        voices = [s["voice"] for s in scene.truth()["segments"]]
+        key = stable_hash({"lines": [(s.lang, s.text, v) for s, v in zip(scene.segments, voices)], "model": self.store.locked(ORACLE_MODEL),
+                           "asr": NO_FILTERS, "made_by": made_by([speech.__file__], ("pywhispercpp", "numpy", "soxr"))})
+        path = cache_dir("attribution-oracle") / f"dry-{key[:20]}.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        texts = [self._transcribe(self._full, speech.clip(s.text, v), s.lang, "asr close-talk") for s, v in zip(scene.segments, voices)]
         atomic_write_bytes(path, json.dumps(texts, ensure_ascii=False).encode("utf-8"))
         return texts
 
@@ -227,7 +255,7 @@ def _pct(x: float) -> str:
     return "    -" if np.isnan(x) else f"{100 * x:5.1f}"
 
 
-LOSSES = (("segmentation", "oracle", "segments"), ("beam", "segments", "beam"), ("decoding", "beam", "decoding"), ("identification", "decoding", "pipeline"))
+LOSSES = (("room", "close-talk", "oracle"), ("segmentation", "oracle", "segments"), ("beam", "segments", "beam"), ("decoding", "beam", "decoding"), ("identification", "decoding", "pipeline"))
 
 
 def report(tally: Tally, scenes: int, label: str) -> str:
@@ -248,7 +276,8 @@ def report(tally: Tally, scenes: int, label: str) -> str:
         f"- front end: side {_pct(f.side_accuracy)} %, short replies {_pct(f.short_accuracy)} %, missed {_pct(f.missed_rate)} %, "
         f"false alarm {_pct(f.false_alarm_rate)} %, utterances split {_pct(f.split_rate)} % ({f.split_segments}/{f.side_total}), "
         f"speech on the wrong side {_pct(f.wrong_side_rate)} %",
-        f"- resident language right: {tally.resident_lang_right}/{tally.resident_turns} turns ({tally.resident_not_heard} not shown at all); "
+        f"- resident language right: {tally.resident_lang_right}/{tally.resident_turns} turns ({tally.resident_not_heard} not shown on their own, "
+        f"{tally.resident_joined} of them inside a piece of the same talker's next or previous sentence); "
         f"staff turns after the resident's first words into the resident's language: {tally.staff_to_resident_lang}/{tally.staff_turns_after_resident}",
         f"- pieces of true speech rejected: {tally.rejected_true_speech}; neighbours' speech printed: {tally.neighbours_printed} segments",
         f"- end of speech to translation (latency_ms): p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms",
@@ -277,7 +306,7 @@ def plot(tally: Tally, path: Path) -> None:
         ax.bar(x + (k - (len(ways) - 1) / 2) * width, [100 * tally.rate(way, lang) for lang in langs], width, label=way)
     ax.set_xticks(x, [f"{lang} ({'CER' if lang in CHARACTER_LANGS else 'WER'})" for lang in langs])
     ax.set_ylabel("error %")
-    ax.legend(ncol=5, fontsize=8)
+    ax.legend(ncol=len(ways), fontsize=8)
     ax.set_title("Where the words are lost: one stage added at a time")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

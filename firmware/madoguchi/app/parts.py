@@ -53,7 +53,7 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
         raise
     if settings.asr.vocabulary_prompt and translation.glossary is not None:
         staff = settings.languages.staff  # residents' languages decoded worse with a prompt (vocabulary.py)
-        recognizer.set_vocabulary({staff: vocabulary_prompt(translation.glossary.vocabulary(staff), staff)})
+        recognizer.set_vocabulary({staff: vocabulary_prompt(translation.glossary.vocabulary(staff), staff, settings.asr.vocabulary_terms)})
     return Interpreter(settings, recognizer, translation)
 
 

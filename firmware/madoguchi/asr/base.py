@@ -94,7 +94,7 @@ def finish(text: str, *, lang: str, lang_probability: float | None, lang_scores:
     text = " ".join(text.split())  # Whisper starts segments with a space and may break lines
     ratio = compression_ratio(text)
     reason = engine_rejected or rejection_reason(text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
-                                                 compression=ratio, thresholds=thresholds)
+                                                 compression=ratio, thresholds=thresholds, lang=lang)
     if reason is None and echoes_prompt(text, prompt):
         reason = "hallucination"  # noise transcribed as the vocabulary prompt
     if reason:

@@ -14,7 +14,11 @@ through :func:`rejection_reason` before anyone sees it:
 4. ``repetition``    a decoding loop: gzip compression ratio over the threshold, or one unit
                      repeated back to back over most of the text
 5. ``low_confidence`` average log-probability below the threshold whatever the no-speech
-                     estimate says (the backstop when the backend has no such estimate)
+                     estimate says (the backstop when the backend has no such estimate), except
+                     that a whole output that is one of the language's yes/no answers
+                     (:data:`YES_NO_REPLIES`) needs only a lower one: Whisper scores a
+                     reverberant "Yes." or そうです at -1.2 .. -1.3, while the short replies it gets
+                     wrong in the same rooms come out as other words ("Sangue.", "4 y un baño")
 """
 
 from __future__ import annotations
@@ -67,6 +71,31 @@ def normalize(text: str) -> str:
     """NFKC, lower case, letters and digits only: the form hallucinations are matched in."""
     text = unicodedata.normalize("NFKC", text).lower()
     return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LNM")
+
+
+# The answers to a clerk's yes/no question, by language (matched normalised, the whole output).
+# Only these closed-set words get the lower confidence bar: thanks and greetings are left out, as
+# "Thank you." is also what Whisper writes for murmur.
+_YES_NO: dict[str, str] = {
+    "ja": "はい|いいえ|ええ|そうです|はいそうです|違います|ちがいます",
+    "en": "yes|no|yeah|yep|nope|okay|ok|sure|yes please|no thank you",
+    "es": "sí|si|no|vale|claro|sí por favor|no gracias",
+    "pt": "sim|não|nao|claro|tá|ta",
+    "zh": "是|是的|对|对的|不是|不|好|好的|有|没有",
+    "ko": "네|예|아니요|아니오|아뇨",
+    "vi": "vâng|dạ|không|có|phải|đúng",
+    "id": "ya|iya|tidak|bukan",
+    "tl": "oo|opo|hindi|hindi po",
+    "th": "ใช่|ใช่ครับ|ใช่ค่ะ|ไม่|ไม่ใช่|ครับ|ค่ะ",
+    "ne": "हो|होइन|छ|छैन",
+    "my": "ဟုတ်ကဲ့|မဟုတ်ဘူး",
+}
+YES_NO_REPLIES: dict[str, frozenset[str]] = {lang: frozenset(normalize(w) for w in words.split("|")) for lang, words in _YES_NO.items()}
+
+
+def is_yes_no_reply(text: str, lang: str | None) -> bool:
+    """The whole output is one yes/no answer in ``lang`` ("Yes!", "はい、そうです。", "Sí.")."""
+    return lang is not None and normalize(text) in YES_NO_REPLIES.get(lang, frozenset())
 
 
 def _compile() -> re.Pattern[str]:
@@ -138,6 +167,9 @@ class RejectionThresholds:
     # Whisper turns into "Thank you." or a random sentence comes out at -1 and below.
     low_confidence_margin: float = 0.0
     repetition_share: float = 0.5
+    # A yes/no answer (is_yes_no_reply) is shown down to logprob + this: on the far-field counters
+    # right ones scored -1.2 .. -1.3, and no wrong decode of a short reply was such a word.
+    yes_no_margin: float = -1.0
 
 
 def rejection_reason(
@@ -147,8 +179,11 @@ def rejection_reason(
     no_speech_prob: float | None,
     compression: float | None = None,
     thresholds: RejectionThresholds = RejectionThresholds(),
+    lang: str | None = None,
 ) -> str | None:
-    """None when ``text`` may be shown, else one of :data:`REJECTIONS` (checked in that order)."""
+    """None when ``text`` may be shown, else one of :data:`REJECTIONS` (checked in that order).
+
+    ``lang``: the language the text was decoded in, for the yes/no answers' lower bar."""
     if not normalize(text) and not _SOUND_TAG.match(text):
         return "empty"
     if no_speech_prob is not None and no_speech_prob > thresholds.no_speech and avg_logprob < thresholds.logprob:
@@ -158,6 +193,9 @@ def rejection_reason(
     ratio = compression_ratio(text) if compression is None else compression
     if ratio > thresholds.compression_ratio or repeated_run(text) > thresholds.repetition_share:
         return "repetition"
-    if avg_logprob < thresholds.logprob + thresholds.low_confidence_margin:
+    floor = thresholds.logprob + thresholds.low_confidence_margin
+    if is_yes_no_reply(text, lang):
+        floor += thresholds.yes_no_margin
+    if avg_logprob < floor:
         return "low_confidence"
     return None

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 from madoguchi.asr.filters import normalize
 
-MAX_PROMPT_TERMS = 10  # each costs decoder time; 10 terms kept the bundled demo within its latency bar
 ECHO_TERMS = 3  # this many prompt terms recited in prompt order is the prompt, not speech
 # A bare list of terms makes Whisper answer in lists ("転入届、転入届"); the same terms inside a
 # sentence about the counter did not (measured on the bundled demo).
@@ -21,8 +20,9 @@ _FRAMES = {"ja": ("市役所の窓口です。", "などの手続きをします
 _LIST_SEPARATOR = {"ja": "、", "zh": "、"}
 
 
-def vocabulary_prompt(terms: Iterable[str], lang: str, max_terms: int = MAX_PROMPT_TERMS) -> str:
-    """The first ``max_terms`` distinct terms (most important first) in a short sentence in ``lang``."""
+def vocabulary_prompt(terms: Iterable[str], lang: str, max_terms: int | None = None) -> str:
+    """The first ``max_terms`` (``[asr] vocabulary_terms``; None: all) distinct terms, most important
+    first, in a short sentence in ``lang``. Each term costs decoder time on every utterance."""
     chosen = list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))[:max_terms]
     if not chosen:
         return ""
