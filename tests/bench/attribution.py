@@ -15,8 +15,8 @@ stage of ours:
   (d) decoding   as (c) with our decoding: the fitted window and the rejection filters
   (e) pipeline   ``madoguchi replay``: language identification, retries, side by language, all
 
-so each lost point has a name: model = (0), room = a - 0, segmentation = b - a, beam = c - b, decoding/rejection = d - c,
-identification = e - d. Errors are corpus rates (edits over reference units: characters for
+so each lost point has a name: model = (0), room = a - 0, segmentation = b - a, beam = c - b,
+decoding/rejection = d - c, identification = e - d. Errors are corpus rates (edits over reference units: characters for
 ja/zh, words otherwise) over each truth utterance against the text of the pieces assigned to
 it (tests/sim/score.py ``assign``). Also printed: utterances split in pieces, speech given the
 wrong side, resident language right, neighbours' speech printed as someone's words, the time
@@ -33,6 +33,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,30 +200,31 @@ class Attribution:
         self.rows.append(row)
         return row
 
-    def _oracle_texts(self, scene: Scene, audio: np.ndarray) -> list[str]:
-        """The oracle's words for each truth segment; they depend on nothing of ours, so they are cached."""
-        key = stable_hash({"scene": scene.wav_path.parent.name, "model": self.store.locked(ORACLE_MODEL), "cut": [PRE_S, POST_S], "asr": NO_FILTERS,
-                           "made_by": made_by([], ("pywhispercpp", "numpy", "soxr"))})
-        path = cache_dir("attribution-oracle") / f"{key[:20]}.json"
+    def _cached_texts(self, name: str, inputs: dict, code: list[str], make: Callable[[], list[str]]) -> list[str]:
+        """Whisper's words for each truth segment from audio that depends on nothing of ours: cached,
+        keyed on ``inputs``, the model, the decoding and the code and libraries that made them."""
+        key = stable_hash({**inputs, "model": self.store.locked(ORACLE_MODEL), "asr": NO_FILTERS,
+                           "made_by": made_by(code, ("pywhispercpp", "numpy", "soxr"))})
+        path = cache_dir("attribution-oracle") / f"{name}{key[:20]}.json"
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
-        texts = [self._oracle(audio, s) for s in scene.segments]
+        texts = make()
         atomic_write_bytes(path, json.dumps(texts, ensure_ascii=False).encode("utf-8"))
         return texts
 
+    def _oracle_texts(self, scene: Scene, audio: np.ndarray) -> list[str]:
+        """The oracle's words for each truth segment (one mic, the true cut)."""
+        return self._cached_texts("", {"scene": scene.wav_path.parent.name, "cut": [PRE_S, POST_S]}, [],
+                                  lambda: [self._oracle(audio, s) for s in scene.segments])
+
     def _close_talk_texts(self, scene: Scene) -> list[str]:
-        """Whisper on each talker's dry clip: the model's own share of the errors (cached like the oracle)."""
+        """Whisper on each talker's dry clip: the model's own share of the errors."""
         from tests.sim import speech
 
         voices = [s["voice"] for s in scene.truth()["segments"]]
-        key = stable_hash({"lines": [(s.lang, s.text, v) for s, v in zip(scene.segments, voices)], "model": self.store.locked(ORACLE_MODEL),
-                           "asr": NO_FILTERS, "made_by": made_by([speech.__file__], ("pywhispercpp", "numpy", "soxr"))})
-        path = cache_dir("attribution-oracle") / f"dry-{key[:20]}.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-        texts = [self._transcribe(self._full, speech.clip(s.text, v), s.lang, "asr close-talk") for s, v in zip(scene.segments, voices)]
-        atomic_write_bytes(path, json.dumps(texts, ensure_ascii=False).encode("utf-8"))
-        return texts
+        lines = list(zip(scene.segments, voices))
+        return self._cached_texts("dry-", {"lines": [(s.lang, s.text, v) for s, v in lines]}, [speech.__file__],
+                                  lambda: [self._transcribe(self._full, speech.clip(s.text, v), s.lang, "asr close-talk") for s, v in lines])
 
     def _oracle(self, audio: np.ndarray, segment) -> str:
         first, stop = int(max(0.0, segment.start_s - PRE_S) * FS), int(min(len(audio) / FS, segment.end_s + POST_S) * FS)
