@@ -220,5 +220,8 @@ def test_the_front_end_says_who_is_speaking_before_the_turn_ends() -> None:
             utterances.append(event)
     assert len(utterances) >= 10
     for utterance in utterances:
-        hint = hints[utterance.start_s]  # one per utterance, before it ends
-        assert hint.side == utterance.side and utterance.start_s + 0.4 <= hint.at_s < utterance.decided_at_s
+        # One per utterance, before it ends; it starts where the endpointer opened the utterance,
+        # which the talker's first loud frame may follow by a little murmur (frontend/trim.py).
+        hint = max((h for h in hints.values() if h.start_s <= utterance.start_s), key=lambda h: h.start_s)
+        assert utterance.start_s - hint.start_s < 0.5
+        assert hint.side == utterance.side and hint.start_s + 0.4 <= hint.at_s < utterance.decided_at_s

@@ -101,8 +101,12 @@ def test_timings_and_summary(demo_records) -> None:
     records, summary = demo_records
     # Audio time from the end of speech to the decision: the hangover when silence ended the turn;
     # when the other side's speech did, turn_change_ms of it after speech that may have resumed.
+    # In this reverberant room with a neighbour talking, the endpointer holds some murmur after
+    # the talker, which the utterance is trimmed of (frontend/trim.py): its end is the talker's.
     hangover, vad = SETTINGS.vad.hangover_ms, SETTINGS.vad
-    ended_by_silence = [r for r in records if r["vad_ms"] == pytest.approx(hangover, abs=40)]
+    for segment, pieces in by_turn(records):
+        assert len(pieces) == 1 and pieces[0]["end_s"] == pytest.approx(segment["end_s"], abs=0.25), (segment["text"], pieces)
+    ended_by_silence = [r for r in records if hangover - 40 <= r["vad_ms"] <= hangover + 400]
     assert len(ended_by_silence) >= len(records) / 2
     for record in records:
         assert vad.turn_change_ms - 40 <= record["vad_ms"] <= 2 * hangover + vad.turn_change_ms

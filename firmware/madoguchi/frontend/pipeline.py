@@ -28,12 +28,16 @@ from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.level import BackgroundLevel, frame_level_db
 from madoguchi.frontend.sides import decide_side
 from madoguchi.frontend.spatial import SpatialGate
+from madoguchi.frontend.trim import talker_span
 from madoguchi.frontend.vad import FRAME_SAMPLES
 from madoguchi.timing import StageTimer
 
 FRAME_S = FRAME_SAMPLES / PROCESSING_RATE_HZ
 BACKGROUND_WINDOW_S = 4.0
 TAIL_MS = 160  # audio kept after the last speech frame so ASR hears the word's end
+# ... and after the end of a trimmed utterance (frontend/trim.py), up to this much of what was cut:
+# a Japanese sentence's last mora (the か of ですか) often stands below the edge the trim keeps.
+TRIMMED_TAIL_MS = 480
 SPEAKER_HINT_S = 0.4  # an utterance this long says who is speaking (faces, side LEDs)
 BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s  # frames replayed into Silero when it resumes after skipped quiet frames
 
@@ -48,13 +52,25 @@ class _Observed(NamedTuple):
 
 
 class _FrameRing:
-    """The last N frames of multichannel audio, addressed by absolute frame index."""
+    """The last N frames of multichannel audio, addressed by absolute frame index, with what the
+    endpointer saw of each (level over the background, side)."""
 
     def __init__(self, n_frames: int, channels: int) -> None:
         self._data = np.zeros((n_frames, FRAME_SAMPLES, channels), np.float32)
+        self._levels = np.full(n_frames, -np.inf)
+        self._sides: list[str | None] = [None] * n_frames
 
     def put(self, index: int, frame: np.ndarray) -> None:
         self._data[index % len(self._data)] = frame
+
+    def note(self, index: int, evidence: endpoint.FrameEvidence) -> None:
+        self._levels[index % len(self._data)] = evidence.above_background_db
+        self._sides[index % len(self._data)] = evidence.side
+
+    def evidence(self, first: int, stop: int) -> tuple[list[float], list[str | None]]:
+        """Levels and sides of frames [first, stop), all still in the ring."""
+        slots = [i % len(self._data) for i in range(first, stop)]
+        return [float(self._levels[k]) for k in slots], [self._sides[k] for k in slots]
 
     def span(self, first: int, stop: int) -> np.ndarray:
         first = max(first, stop - len(self._data))
@@ -88,6 +104,7 @@ class Frontend:
         self._gate = SpatialGate(self._srp, settings.sides, PROCESSING_RATE_HZ, settings.array.speed_of_sound_m_s)
         self._pre_roll = round(settings.vad.pre_roll_ms / 1000 / FRAME_S)
         self._tail = round(TAIL_MS / 1000 / FRAME_S)
+        self._trimmed_tail = round(TRIMMED_TAIL_MS / 1000 / FRAME_S)
         ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._pre_roll + 2
         self._ring = _FrameRing(ring_frames, settings.array.n_mics)
         self._background = BackgroundLevel(round(BACKGROUND_WINDOW_S / FRAME_S))
@@ -198,6 +215,7 @@ class Frontend:
         self._ring.put(index, frame)
         observed = self._evidence(frame)
         evidence = self._settled(index, observed)
+        self._ring.note(index, evidence)
         self.above_background_db = evidence.above_background_db
         with self._stage("endpoint"):
             speech = endpoint.is_speech_frame(self._state, evidence, self._timing, index)
@@ -342,15 +360,19 @@ class Frontend:
         return result
 
     def _utterance(self, start: int, end: int, reason: str, accumulated: np.ndarray | None, next_start: int | None = None) -> Utterance | UtteranceRejected:
-        """Side and beam for the speech in frames [start, end); changes no state (a pause asks too)."""
+        """Side and beam for the speech in frames [start, end), cut down to the talker's own
+        stretch of it (frontend/trim.py); changes no state (a pause asks too)."""
         start_s, end_s = start * FRAME_S, end * FRAME_S
         with self._stage("doa"):
             decision = decide_side(self._srp.response(accumulated), self.settings.sides, self._previous_side)
         if decision.off_counter:
             return UtteranceRejected(start_s, end_s, "off_counter", decision.azimuth_deg)
+        first_own, stop_own = talker_span(*self._ring.evidence(start, end), decision.side)
+        held_end, start, end = end, start + first_own, start + stop_own
+        start_s, end_s = start * FRAME_S, end * FRAME_S
         with self._stage("beam"):
             first = max(0, start - self._pre_roll)
-            stop = min(self._frame, end + self._tail, next_start if next_start is not None else self._frame)
+            stop = min(self._frame, held_end + self._tail, end + self._trimmed_tail, next_start if next_start is not None else self._frame)
             audio = self._beam(self._ring.span(first, stop), decision.azimuth_deg, decision.elevation_deg)
         return Utterance(
             start_s=round(start_s, 3),

@@ -1,0 +1,74 @@
+"""An utterance cut down to its talker (frontend/trim.py), on synthetic per-frame levels and sides."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from madoguchi.frontend.trim import CORE_BELOW_LOUD_DB, EDGE_BELOW_LOUD_DB, EDGE_GAP_FRAMES, talker_span
+
+R, S = "resident", "staff"
+
+
+def test_a_short_reply_held_open_by_a_neighbour_and_the_tail_keeps_only_the_reply() -> None:
+    # The shape of a far-field "Yes.": 9 frames of a neighbour's murmur from the resident's side
+    # (6-11 dB over the room), a gap, the reply (up to 25 dB), its fading end, then more murmur.
+    murmur = [7.0, 10.0, 5.0, 9.0, 11.0, 6.0, 0.0, 4.0, 9.0]
+    reply = [15.0, 23.0, 25.0, 25.0, 22.0, 20.0, 18.0, 15.0, 14.0, 6.0, 4.0]
+    after = [0.5, -8.0, 2.5, 12.0, 11.0, 12.0, 9.0]
+    levels = murmur + [2.0, -1.0] + reply + after
+    sides: list[str | None] = [R] * len(levels)
+    first, stop = talker_span(levels, sides, R)
+    # From the reply's first frame to its last within 18 dB of the loud frames (the 6 dB one).
+    assert (first, stop) == (len(murmur) + 2, len(murmur) + 2 + len(reply) - 1)
+
+
+def test_an_utterance_without_murmur_is_kept_whole() -> None:
+    levels = [12.0, 20.0, 24.0, 18.0, 9.0, 22.0, 25.0, 16.0, 8.0]
+    assert talker_span(levels, [S] * len(levels), S) == (0, len(levels))
+
+
+def test_a_soft_edge_joins_the_talker_across_one_quiet_frame() -> None:
+    loud = [24.0] * 10
+    soft = 24.0 - EDGE_BELOW_LOUD_DB + 1.0  # within the edge, not the core
+    levels = [soft, -5.0] * 1 + loud + [-5.0] * EDGE_GAP_FRAMES + [soft, -30.0, -30.0, soft]
+    first, stop = talker_span(levels, [S] * len(levels), S)
+    assert (first, stop) == (0, 2 + len(loud) + EDGE_GAP_FRAMES + 1)
+
+
+def test_the_other_sides_frames_never_join_but_a_frame_from_neither_sector_may() -> None:
+    levels = [20.0, 20.0, 24.0, 24.0, 24.0, 20.0, 20.0]
+    sides: list[str | None] = [R, R, S, S, S, None, None]
+    assert talker_span(levels, sides, S) == (2, 7)
+
+
+def test_a_loud_frame_from_the_other_side_does_not_set_the_talkers_level() -> None:
+    # The clerk's loud onset inside a quiet resident's utterance: the resident's level is their own.
+    levels = [10.0, 12.0, 11.0, 12.0, 30.0, 31.0]
+    sides: list[str | None] = [R, R, R, R, S, S]
+    assert talker_span(levels, sides, R) == (0, 4)
+
+
+def test_no_frame_of_the_side_or_no_known_level_keeps_the_utterance_whole() -> None:
+    assert talker_span([10.0, 12.0], [S, None], R) == (0, 2)
+    assert talker_span([-math.inf, -math.inf], [R, R], R) == (0, 2)
+
+
+def test_levels_and_sides_must_match() -> None:
+    with pytest.raises(ValueError, match="one of each per frame"):
+        talker_span([1.0, 2.0], [R], R)
+
+
+@given(st.lists(st.tuples(st.floats(-30, 40), st.sampled_from([S, R, None])), min_size=1, max_size=80))
+def test_the_span_is_inside_the_utterance_and_holds_every_loud_own_frame(frames: list[tuple[float, str | None]]) -> None:
+    levels, sides = [f[0] for f in frames], [f[1] for f in frames]
+    first, stop = talker_span(levels, sides, S)
+    assert 0 <= first < stop <= len(levels)
+    own = [lv for lv, s in frames if s == S]
+    if own:
+        loudest = max(own)
+        assert all(first <= i < stop for i, (lv, s) in enumerate(frames) if s == S and lv >= loudest)
+        assert CORE_BELOW_LOUD_DB < EDGE_BELOW_LOUD_DB
