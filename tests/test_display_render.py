@@ -193,7 +193,7 @@ def test_rerendering_the_same_view_is_cached(book):
 
 def test_time_shown_matters_only_at_scroll_steps() -> None:
     """Views that differ only in time between two scroll steps draw the same frame: the faces draw it
-    once instead of ten times a second while words stay up (tests/bench/soak.py measured 1.2 % of a core)."""
+    once instead of ten times a second while words stay up (the soak bench, tests/bench/soak, measured 1.2 % of a core)."""
     from madoguchi.display.render import HOLD_S, STEP_S, first_line, scroll_step_s
 
     times = [k * 0.05 for k in range(800)]

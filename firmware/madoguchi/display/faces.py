@@ -107,7 +107,7 @@ class Faces:
     def render(self, side: Side, view: FaceView) -> Image.Image:
         """The face's frame (mode "L"); the same view is drawn once. Time shown only matters at
         scroll steps: between them the view is the same (redrawing 10 times a second while words
-        stay up cost 1.2 % of a core, measured by tests/bench/soak.py)."""
+        stay up cost 1.2 % of a core, measured by the soak bench, tests/bench/soak)."""
         view = dataclasses.replace(view, shown_for_s=scroll_step_s(view.shown_for_s))
         drawn = self._drawn.get(side)
         if drawn is not None and drawn[0] == view:
