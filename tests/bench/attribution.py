@@ -263,6 +263,11 @@ def _from_true_end_ms(scene: Scene, record: dict, side: str) -> float:
     return round(1000.0 * (record["end_s"] - max(ends, default=record["end_s"])) + record["latency_ms"], 1)
 
 
+def _spread_ms(values: list[float]) -> str:
+    ms = np.array(values) if values else np.array([np.nan])
+    return f"p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms"
+
+
 def _pct(x: float) -> str:
     return "    -" if np.isnan(x) else f"{100 * x:5.1f}"
 
@@ -282,8 +287,6 @@ def report(tally: Tally, scenes: int, label: str) -> str:
         lines.append(f"| {lang} {unit} | {tally.units['oracle', lang]} | " + " | ".join(_pct(r[w]) for w in ways)
                      + "".join(f" | {100 * (r[b] - r[a]):+5.1f}" for _, a, b in losses) + " |")
     f = tally.frontend
-    lat = np.array(tally.latencies_ms) if tally.latencies_ms else np.array([np.nan])
-    true_lat = np.array(tally.true_latencies_ms) if tally.true_latencies_ms else np.array([np.nan])
     lines += [
         "",
         f"- front end: side {_pct(f.side_accuracy)} %, short replies {_pct(f.short_accuracy)} %, missed {_pct(f.missed_rate)} %, "
@@ -293,8 +296,8 @@ def report(tally: Tally, scenes: int, label: str) -> str:
         f"{tally.resident_joined} of them inside a piece of the same talker's next or previous sentence); "
         f"staff turns after the resident's first words into the resident's language: {tally.staff_to_resident_lang}/{tally.staff_turns_after_resident}",
         f"- pieces of true speech rejected: {tally.rejected_true_speech}; neighbours' speech printed: {tally.neighbours_printed} segments",
-        f"- end of speech to translation (latency_ms): p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms; "
-        f"from the truth's end of the talker's speech: p50 {np.percentile(true_lat, 50):.0f} ms, p95 {np.percentile(true_lat, 95):.0f} ms, max {true_lat.max():.0f} ms",
+        f"- end of speech to translation (latency_ms): {_spread_ms(tally.latencies_ms)}; "
+        f"from the truth's end of the talker's speech: {_spread_ms(tally.true_latencies_ms)}",
         "",
         "| stage | CPU s | per audio minute |",
         "|---|---|---|",

@@ -20,7 +20,7 @@ Pure: per-frame levels and sides in, offsets out; ``tests/test_trim.py`` drives 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def talker_span(levels: Sequence[float], sides: Sequence[str | None], side: str)
     return first, last + 1
 
 
-def _widen(edge: int, outward: range, joins) -> int:
+def _widen(edge: int, outward: range, joins: Callable[[int], bool]) -> int:
     """Move ``edge`` outward over joining frames, across gaps of up to EDGE_GAP_FRAMES."""
     gap = 0
     for i in outward:
