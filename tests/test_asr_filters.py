@@ -78,9 +78,11 @@ def test_no_speech_rule_needs_both_signals():
     assert rejection_reason("ありがとうございました", avg_logprob=-0.4, no_speech_prob=None) is None
 
 
-@pytest.mark.parametrize(("text", "lang"), [("Yes!", "en"), ("そうです", "ja"), ("はい、そうです。", "ja"), ("Sí.", "es"), ("Não.", "pt"), ("是的。", "zh"), ("Okay.", "en")])
+@pytest.mark.parametrize(("text", "lang"), [("Yes!", "en"), ("そうです", "ja"), ("はい、そうです。", "ja"), ("Sí.", "es"), ("Não.", "pt"), ("是的。", "zh"), ("Okay.", "en"),
+                                                  ("Não, não.", "pt"), ("はい、はい", "ja")])
 def test_a_yes_no_answer_is_shown_at_lower_confidence(text, lang):
-    # far-field "Yes!" and そうです decoded right at -1.21 and -1.31: shown, down to -2.0
+    # far-field "Yes!" and そうです decoded right at -1.21 and -1.31, "Não." as "Não, não." at -1.18:
+    # shown, down to -2.0
     assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None, lang=lang) is None
     assert rejection_reason(text, avg_logprob=-2.1, no_speech_prob=None, lang=lang) == "low_confidence"
     assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None) == "low_confidence"  # language unknown

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from madoguchi.config import LanguageSettings
-from madoguchi.events import Utterance
+from madoguchi.events import Interpretation, Utterance
 from madoguchi.interpreter import policy
 
 SITE = LanguageSettings(staff="ja", residents=("vi", "en", "ne"), resident_weights=(3.0, 2.0, 1.0))
@@ -90,3 +90,25 @@ def test_easy_japanese_lets_the_staff_language_compete_with_the_residents() -> N
     request = policy.language_request(utterance("resident"), SITE, None, mode="easy_japanese")
     assert request.language is None and set(request.candidates) == {"ja", "vi", "en", "ne"}
     assert request.priors["ja"] == pytest.approx(0.5) and sum(request.priors.values()) == pytest.approx(1.0)
+
+
+def heard(text: str, lang: str, rejected: str | None = None) -> Interpretation:
+    return Interpretation(utterance("resident", seconds=0.5), "resident", lang, text, None, rejected, None, {})
+
+
+@pytest.mark.parametrize(("text", "lang"), [("Yes.", "en"), ("No, no.", "en"), ("そうです。", "ja"), ("かしこまりました。", "ja"), ("Sure.", "en"),
+                                            ("是的", "zh"), ("Gracias.", "es"), ("Não!", "pt")])
+def test_a_whole_reply_stands_on_its_own(text: str, lang: str) -> None:
+    assert policy.is_standalone_reply(heard(text, lang))
+
+
+@pytest.mark.parametrize(("text", "lang", "rejected"), [
+    ("Yes, here is my card.", "en", None),  # the reply and more: one sentence
+    ("こちらの用紙に", "ja", None),  # the start of a sentence
+    ("Hello.", "en", None),  # a greeting opens a turn; what follows belongs with it
+    ("Yes.", "ja", None),  # words of another language than the one heard
+    ("", "en", "low_confidence"),
+    ("Yes.", "en", "low_confidence"),  # not shown at all
+])
+def test_other_words_wait_for_the_rest_of_the_turn(text: str, lang: str, rejected: str | None) -> None:
+    assert not policy.is_standalone_reply(heard(text, lang, rejected))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+
+from madoguchi.config import PROCESSING_RATE_HZ
 
 Side = Literal["staff", "resident"]
 
@@ -40,6 +42,12 @@ class Utterance:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+    def after(self, t_s: float) -> Utterance:
+        """The same utterance from audio time ``t_s`` on: what the talker said after a reply that
+        was shown on its own."""
+        skip = min(len(self.audio), max(0, round((t_s - self.audio_start_s) * PROCESSING_RATE_HZ)))
+        return replace(self, start_s=max(self.start_s, t_s), audio_start_s=self.audio_start_s + skip / PROCESSING_RATE_HZ, audio=self.audio[skip:])
 
     def summary(self) -> dict[str, object]:
         """The JSON-able fields of ``madoguchi replay --stages frontend``."""

@@ -50,7 +50,7 @@ from tests.asr_assets import CHARACTER_LANGS, cpu_name, error_counts, speech_mod
 from tests.bench.peers import scene_audio
 from tests.cache import atomic_write_bytes, cache_dir, made_by, stable_hash
 from tests.sim.counter import Scene, build_scene
-from tests.sim.score import FrontendScore, assign, score
+from tests.sim.score import FrontendScore, assign, pieces_and_sides, score
 
 FS = 16000
 WAYS = ("close-talk", "oracle", "segments", "beam", "decoding", "pipeline")
@@ -74,6 +74,7 @@ class Tally:
     staff_to_resident_lang: int = 0  # ... translated into the resident's language
     neighbours_printed: int = 0
     rejected_true_speech: int = 0
+    records_split: int = 0  # truth utterances shown as two or more records ("Yes." shown before the rest of its line)
     latencies_ms: list[float] = field(default_factory=list)
     true_latencies_ms: list[float] = field(default_factory=list)  # the same, from the truth's end of the talker's speech
     asr_ms: list[float] = field(default_factory=list)
@@ -172,6 +173,7 @@ class Attribution:
                 tally.add_text(way, segment.lang, segment.text, hyp)
 
         record_owner = assign(scene.segments, finals)
+        tally.records_split += pieces_and_sides(scene.segments, [r for r in finals if not r["rejected"]])[0]
         heard_langs: dict[int, set[str]] = defaultdict(set)
         resident_lang: str | None = None  # once the resident's first words were shown
         for record, o in zip(finals, record_owner):
@@ -295,7 +297,8 @@ def report(tally: Tally, scenes: int, label: str) -> str:
         f"- resident language right: {tally.resident_lang_right}/{tally.resident_turns} turns ({tally.resident_not_heard} not shown on their own, "
         f"{tally.resident_joined} of them inside a piece of the same talker's next or previous sentence); "
         f"staff turns after the resident's first words into the resident's language: {tally.staff_to_resident_lang}/{tally.staff_turns_after_resident}",
-        f"- pieces of true speech rejected: {tally.rejected_true_speech}; neighbours' speech printed: {tally.neighbours_printed} segments",
+        f"- pieces of true speech rejected: {tally.rejected_true_speech}; neighbours' speech printed: {tally.neighbours_printed} segments; "
+        f"utterances shown as two or more records: {tally.records_split}/{f.side_total}",
         f"- end of speech to translation (latency_ms): {_spread_ms(tally.latencies_ms)}; "
         f"from the truth's end of the talker's speech: {_spread_ms(tally.true_latencies_ms)}",
         "",

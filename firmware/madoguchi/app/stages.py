@@ -6,6 +6,11 @@ Early work: when the front end says the talker paused (``SpeechPaused``), the ut
 stands is interpreted at once, without committing anything to the session. If the final
 utterance is that one, its result is taken (the words were ready before the hangover ended);
 otherwise it is dropped and the final one is interpreted as usual.
+
+Except for a whole reply ("Yes.", "そうです。", "かしこまりました。", ``policy.is_standalone_reply``):
+that is shown as soon as its words are ready, as a record of its own. If the talker goes on
+after it, the rest of the utterance, from the pause on, is the next record, not the reply again
+with the next sentence glued to it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from madoguchi.app.capture import Capture, Heard
 from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechPaused, SpeechSoFar, Utterance
+from madoguchi.interpreter.policy import is_standalone_reply
 
 if TYPE_CHECKING:
     from madoguchi.interpreter.stage import Interpreter
@@ -31,17 +37,22 @@ log = logging.getLogger(__name__)
 Output = Interpretation | Caption
 
 
+# The rest of an utterance after a reply shown on its own starts this long before the pause was
+# said: the talker resumed after it, and Whisper wants a little lead-in before the first word.
+RESUME_LEAD_S = 0.1
+# Less speech than this after the reply (up to the utterance's end) is not the talker going on.
+MIN_REST_S = 0.2
+
+
 @dataclass
 class _EarlyWork:
     """A paused utterance being interpreted before anyone knows it is final."""
 
     paused: SpeechPaused
     paused_wall: float
-    work: asyncio.Future
+    work: asyncio.Future | None = None  # resolves to the Interpretation (None: it failed)
     done_wall: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.work.add_done_callback(lambda _: setattr(self, "done_wall", time.monotonic()))
+    shown: bool = False  # a whole reply, already shown as a record of its own
 
     def timings(self, result: Interpretation, final: Utterance) -> dict[str, float]:
         """The final's timings: its words were ready at the final decision or when the early work
@@ -51,6 +62,16 @@ class _EarlyWork:
         vad_ms = (final.decided_at_s - final.end_s) * 1000.0
         early_ms = (self.paused.utterance.decided_at_s - final.end_s) * 1000.0 + (self.done_wall - self.paused_wall) * 1000.0
         return {**result.timings_ms, "vad_ms": round(vad_ms, 1), "latency_ms": round(max(vad_ms, early_ms), 1)}
+
+    def holds(self, utterance: Utterance) -> bool:
+        """``utterance`` is the one that paused here, as it stood or gone on (utterances never overlap)."""
+        return utterance.start_s < self.paused.utterance.end_s
+
+    @property
+    def rest_from_s(self) -> float:
+        """Where the talker's words after a reply shown on its own begin, at the earliest."""
+        paused = self.paused.utterance
+        return max(paused.end_s, paused.decided_at_s - RESUME_LEAD_S)
 
 
 class Stages:
@@ -69,6 +90,7 @@ class Stages:
         self._last_caption = 0.0
         self._task: asyncio.Task[None] | None = None
         self._early: _EarlyWork | None = None
+        self._reply_shown: _EarlyWork | None = None  # a reply shown on its own inside the open utterance
         self.busy_since: float | None = None  # when the worker's current job began (None: idle); a hung call shows here
 
     def start(self) -> None:
@@ -110,9 +132,7 @@ class Stages:
                 await self._start_early(heard, event)
             elif isinstance(event, Utterance):
                 try:
-                    result = await self._early_result(event)
-                    if result is None:
-                        result = await self._attempt(event, self.interpreter.interpret, event, heard.wall_s)
+                    result = await self._final_result(event, heard.wall_s)
                 finally:
                     if self._capture is not None:
                         self._capture.handled()
@@ -122,25 +142,56 @@ class Stages:
 
     async def _start_early(self, heard: Heard, paused: SpeechPaused) -> None:
         """Interpret a paused utterance now, without committing it to the session."""
-        work = asyncio.ensure_future(self._attempt(paused, functools.partial(self.interpreter.interpret, commit=False), paused.utterance, heard.wall_s))
-        self._early = _EarlyWork(paused, heard.wall_s, work)
+        previous = self._early
+        if previous is not None and previous.work is not None and previous.holds(paused.utterance):
+            await previous.work  # the talker went on: a reply in it is shown before the next pause's words
+        early = _EarlyWork(paused, heard.wall_s)
+        early.work = asyncio.ensure_future(self._interpret_early(early))
+        self._early = early
         try:
             if self._capture is not None and not self._capture.paced:
-                await work  # an unpaced replay runs the early work alone, as a live counter would
+                await early.work  # an unpaced replay runs the early work alone, as a live counter would
         finally:
             if self._capture is not None:
                 self._capture.handled()
 
-    async def _early_result(self, final: Utterance) -> Interpretation | None:
-        """The early result when ``final`` is the paused utterance (committed now), else None."""
+    async def _interpret_early(self, early: _EarlyWork) -> Interpretation | None:
+        """The paused utterance's words (after a reply already shown in it); a whole reply is shown now."""
+        utterance = self._rest(early.paused.utterance)
+        result = await self._attempt(early.paused, functools.partial(self.interpreter.interpret, commit=False), utterance, early.paused_wall)
+        early.done_wall = time.monotonic()
+        if result is not None and is_standalone_reply(result):
+            early.shown = True
+            self._reply_shown = early
+            self.interpreter.commit(result)
+            await self._on_output(dataclasses.replace(result, timings_ms=early.timings(result, result.utterance)))
+        return result
+
+    def _rest(self, utterance: Utterance) -> Utterance:
+        """``utterance`` without the reply already shown from it, if any."""
+        shown = self._reply_shown
+        return utterance.after(shown.rest_from_s) if shown is not None and shown.holds(utterance) else utterance
+
+    async def _final_result(self, final: Utterance, wall_s: float) -> Interpretation | None:
+        """The final utterance's record: the early result when ``final`` is the paused utterance
+        (committed now), nothing more when that was a reply already shown, else its words (after
+        a reply shown from it) interpreted now."""
         early, self._early = self._early, None
-        if early is None:
-            return None
-        result = await early.work  # even when not ours: the worker is one thread, it must finish first
-        if result is None or not early.paused.confirmed_by(final):
-            return None
-        self.interpreter.commit(result)
-        return dataclasses.replace(result, utterance=final, timings_ms=early.timings(result, final))
+        result = await early.work if early is not None and early.work is not None else None  # the worker is one thread: it finishes first
+        try:
+            if early is not None and early.paused.confirmed_by(final):
+                if early.shown:
+                    return None
+                if result is not None:
+                    self.interpreter.commit(result)
+                    return dataclasses.replace(result, utterance=self._rest(final), timings_ms=early.timings(result, final))
+            shown = self._reply_shown
+            if shown is not None and shown.holds(final) and final.end_s - shown.rest_from_s < MIN_REST_S:
+                return None  # nothing said after the reply
+            rest = self._rest(final)
+            return await self._attempt(rest, self.interpreter.interpret, rest, wall_s)
+        finally:
+            self._reply_shown = None
 
     async def _attempt(self, event: Utterance | SpeechSoFar, work: Callable, *args: object):
         """One utterance's work on the worker thread. A failure loses that utterance, not the service:

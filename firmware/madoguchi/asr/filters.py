@@ -16,7 +16,7 @@ through :func:`rejection_reason` before anyone sees it:
 5. ``low_confidence`` average log-probability below the threshold whatever the no-speech
                      estimate says (the backstop when the backend has no such estimate), except
                      that a whole output that is one of the language's yes/no answers
-                     (:data:`YES_NO_REPLIES`) needs only a lower one: Whisper scores a
+                     (:data:`YES_NO_REPLIES`, or one said twice) needs only a lower one: Whisper scores a
                      reverberant "Yes." or そうです at -1.2 .. -1.3, while the short replies it gets
                      wrong in the same rooms come out as other words ("Sangue.", "4 y un baño")
 """
@@ -94,8 +94,12 @@ YES_NO_REPLIES: dict[str, frozenset[str]] = {lang: frozenset(normalize(w) for w 
 
 
 def is_yes_no_reply(text: str, lang: str | None) -> bool:
-    """The whole output is one yes/no answer in ``lang`` ("Yes!", "はい、そうです。", "Sí.")."""
-    return lang is not None and normalize(text) in YES_NO_REPLIES.get(lang, frozenset())
+    """The whole output is one yes/no answer in ``lang`` ("Yes!", "はい、そうです。", "Sí."), or one
+    said twice ("Não, não.", "No, no."; a loop of more is a decoding loop, not an answer)."""
+    replies = YES_NO_REPLIES.get(lang or "", frozenset())
+    norm = normalize(text)
+    half = len(norm) // 2
+    return norm in replies or (len(norm) % 2 == 0 and norm[:half] == norm[half:] and norm[:half] in replies)
 
 
 def _compile() -> re.Pattern[str]:

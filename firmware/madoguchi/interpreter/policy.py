@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from madoguchi.asr.filters import is_yes_no_reply, normalize
 from madoguchi.config import LanguageSettings
 from madoguchi.events import Interpretation, Side, Utterance
 
@@ -104,3 +105,24 @@ def resident_language_heard(result: Interpretation, staff_lang: str) -> str | No
     if result.mode == "interpret" or (result.mode == "easy_japanese" and result.lang != staff_lang):
         return result.lang
     return None
+
+
+# Acknowledgements that are a whole turn of their own, beside the yes/no answers (asr.filters):
+# a clerk's "かしこまりました。" and what they say next are two things to read, not one sentence.
+_ACKNOWLEDGEMENTS: dict[str, str] = {
+    "ja": "かしこまりました|承知しました|承知いたしました|わかりました|分かりました|少々お待ちください",
+    "en": "right|alright|all right|sure|of course|i see|thank you|thanks",
+    "es": "de acuerdo|gracias|muchas gracias|entiendo",
+    "pt": "certo|obrigado|obrigada|muito obrigado|muito obrigada|entendi",
+    "zh": "好的|明白了|谢谢|謝謝|知道了",
+}
+ACKNOWLEDGEMENTS: dict[str, frozenset[str]] = {lang: frozenset(normalize(w) for w in words.split("|")) for lang, words in _ACKNOWLEDGEMENTS.items()}
+
+
+def is_standalone_reply(result: Interpretation) -> bool:
+    """The words are a whole reply ("Yes.", "そうです。", "かしこまりました。"): shown as a record of
+    their own at the talker's pause, even if the same talker goes on after it. Joined to the next
+    sentence, a short reply is read as part of it, and the other side waits for both."""
+    if result.rejected or not result.text:
+        return False
+    return is_yes_no_reply(result.text, result.lang) or normalize(result.text) in ACKNOWLEDGEMENTS.get(result.lang, frozenset())
