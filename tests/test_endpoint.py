@@ -184,6 +184,21 @@ def test_a_short_reply_inside_the_hangover_is_its_own_turn() -> None:
     assert decided - 19 == LONG_HANGOVER.hangover_frames
 
 
+def test_a_reply_heard_from_no_sector_for_a_moment_keeps_its_start() -> None:
+    # "No." 0.4 s after the clerk stopped: loud in every direction of the room, so frames 3-6 of it
+    # point into neither sector. Those frames neither count for the reply nor restart its run: the
+    # reply starts at its first frame (not at its last one, where a 1-frame turn would be discarded).
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 10 + [0.0] * 30
+    sides = ["staff"] * 20 + [None] * 12 + ["resident"] * 3 + [None] * 4 + ["resident"] * 3 + [None] * 30
+    events = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
+    assert events[:4] == [Opened(0), Paused(0, 20), Closed(0, 20, "turn"), Opened(32)]
+    assert [e for e in events if isinstance(e, Closed)][-1] == Closed(32, 42, "silence")
+    # Frames from neither sector below the level gate are a gap: the run restarts after it.
+    above_db = [20.0] * 35 + [0.0] * 4 + [20.0] * 33
+    gapped = [e for _, e in run(probabilities, above_db, sides=sides, timing=LONG_HANGOVER)]
+    assert Opened(39) in gapped and Opened(32) not in gapped
+
+
 def test_the_talker_going_on_after_a_short_reply_is_a_new_utterance_once_the_hangover_is_over() -> None:
     # Clerk, 0.4 s pause, resident "はい" (5 frames), 0.5 s, the clerk again: the clerk's first words
     # ended a hangover after they stopped; the reply is its own turn; the clerk's next words a third.

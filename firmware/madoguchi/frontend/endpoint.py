@@ -236,6 +236,18 @@ def _resume(state: EndpointState, frame: int, side: str | None, timing: Endpoint
     return replace(_not_resuming(state), challenge=0), ()
 
 
+def _bridged(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> EndpointState:
+    """A voiced frame from neither sector inside the other side's run after a pause carries the
+    run on without counting for it: their first word is loud in every direction of a reverberant
+    room, and restarting the run there would put their turn's start at its last frames ("No." kept
+    as 30 ms and discarded)."""
+    if state.resume_other_start < 0 or evidence.from_a_side or frame - state.resume_other_last > CHALLENGE_GAP_FRAMES:
+        return state
+    if evidence.probability < timing.speech_threshold or evidence.above_background_db < timing.start_gate_db:
+        return state
+    return replace(state, resume_other_last=frame)
+
+
 def _talker_end(state: EndpointState) -> int:
     """Where the talker's utterance ends if the speech after its pause is the other side's turn:
     after its own frames, but never inside the other side's run (there they are reverberation)."""
@@ -261,6 +273,7 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
                 # Split a monologue so downstream stages never wait unboundedly; speech goes on.
                 return _opened(frame + 1, frame, state.side), (Closed(state.start, frame + 1, "max_length"), Opened(frame + 1))
             return _continue_speech(state, frame, evidence.side, timing)
+        state = _bridged(state, frame, evidence, timing)
         replied = state.resume_start >= 0 and state.resume_other > state.resume_own
         if replied and frame - (_talker_end(state) - 1) >= timing.hangover_frames:
             # Speech after the pause came mostly from the other side, too little of it to be a turn
