@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madoguchi.frontend.trim import CORE_BELOW_LOUD_DB, EDGE_BELOW_LOUD_DB, EDGE_GAP_FRAMES, talker_span
+from madoguchi.frontend.trim import CLUSTER_BELOW_PEAK_DB, CLUSTER_GAP_FRAMES, CORE_BELOW_LOUD_DB, EDGE_BELOW_LOUD_DB, EDGE_GAP_FRAMES, talker_span
 
 R, S = "resident", "staff"
 
@@ -24,6 +24,27 @@ def test_a_short_reply_held_open_by_a_neighbour_and_the_tail_keeps_only_the_repl
     first, stop = talker_span(levels, sides, R)
     # From the reply's first frame to its last within 18 dB of the loud frames (the 6 dB one).
     assert (first, stop) == (len(murmur) + 2, len(murmur) + 2 + len(reply) - 1)
+
+
+def test_a_quiet_short_reply_is_not_joined_to_murmur_a_pause_away() -> None:
+    # The shape of a far-field 是的。 (held-out ho07): a neighbour's voice from the resident's side
+    # opened the turn 0.5 s early and held it 0.7 s late. With so few frames the 90th percentile
+    # is the reply's third-loudest frame, and murmur at 5-8 dB stands within 8 dB of it; but it
+    # lies a pause away from the reply and far below the reply's loudest frame.
+    before = [3.8, 5.0] + [-12.0] * 12
+    reply = [12.0, 16.4, 12.5, 6.0, 7.8, 8.7]
+    after = [-12.0] * 12 + [5.5, 4.0]
+    levels = before + reply + after
+    first, stop = talker_span(levels, [R] * len(levels), R)
+    assert (first, stop) == (len(before), len(before) + len(reply))
+
+
+def test_the_talkers_second_phrase_after_a_pause_is_kept() -> None:
+    # One talker, two phrases 0.5 s apart, the second a little softer: both are the talker's.
+    first_phrase = [18.0, 22.0, 24.0, 21.0]
+    second_phrase = [15.0, 24.0 - CLUSTER_BELOW_PEAK_DB + 1.0, 16.0]
+    levels = first_phrase + [-10.0] * (CLUSTER_GAP_FRAMES + 5) + second_phrase
+    assert talker_span(levels, [S] * len(levels), S) == (0, len(levels))
 
 
 def test_an_utterance_without_murmur_is_kept_whole() -> None:

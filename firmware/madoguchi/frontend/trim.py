@@ -13,7 +13,10 @@ that stand within ``CORE_BELOW_LOUD_DB`` of its loud frames, widened over the fr
 that stand within ``EDGE_BELOW_LOUD_DB`` (a soft first consonant, a word's fading end) and do not
 come from the other side, across gaps of up to ``EDGE_GAP_FRAMES``. The talker is 0.5–1 m from
 the array and a neighbour 2–3 m: the talker's syllables are the loud frames, and the murmur
-around them is 10–20 dB below. The pre-roll and tail the beam adds still go around the result.
+around them is 10–20 dB below. A short quiet reply has so few frames that murmur a pause away
+can stand within the core's 8 dB of it: so the core is taken in stretches split at pauses, and a
+stretch whose loudest frame is ``CLUSTER_BELOW_PEAK_DB`` below the loudest of all is dropped.
+The pre-roll and tail the beam adds still go around the result.
 
 Pure: per-frame levels and sides in, offsets out; ``tests/test_trim.py`` drives it with lists.
 """
@@ -30,6 +33,8 @@ LOUD_PERCENTILE = 90  # the utterance's loud frames: robust to one click, yet a 
 CORE_BELOW_LOUD_DB = 8.0  # the talker's own frames: within this of the loud frames
 EDGE_BELOW_LOUD_DB = 18.0  # ... and the quieter frames that join them at either end
 EDGE_GAP_FRAMES = 1  # a frame too quiet or from the other side inside the edge does not end it
+CLUSTER_GAP_FRAMES = 10  # core frames further apart than this (~0.32 s, a pause) are separate stretches
+CLUSTER_BELOW_PEAK_DB = 10.0  # a stretch whose loudest frame is this far below the loudest is not the talker
 
 
 def talker_span(levels: Sequence[float], sides: Sequence[str | None], side: str) -> tuple[int, int]:
@@ -45,7 +50,7 @@ def talker_span(levels: Sequence[float], sides: Sequence[str | None], side: str)
     if not own:
         return 0, len(levels)
     loud = float(np.percentile([levels[i] for i in own], LOUD_PERCENTILE))
-    core = [i for i in own if levels[i] >= loud - CORE_BELOW_LOUD_DB]
+    core = _near_the_peak([i for i in own if levels[i] >= loud - CORE_BELOW_LOUD_DB], levels)
     other = other_side(side)
 
     def joins(i: int) -> bool:
@@ -54,6 +59,18 @@ def talker_span(levels: Sequence[float], sides: Sequence[str | None], side: str)
     first = _widen(core[0], range(core[0] - 1, -1, -1), joins)
     last = _widen(core[-1], range(core[-1] + 1, len(levels)), joins)
     return first, last + 1
+
+
+def _near_the_peak(core: list[int], levels: Sequence[float]) -> list[int]:
+    """The core frames in stretches (split at pauses) whose loudest frame comes near the loudest of all."""
+    stretches: list[list[int]] = []
+    for i in core:
+        if stretches and i - stretches[-1][-1] <= CLUSTER_GAP_FRAMES:
+            stretches[-1].append(i)
+        else:
+            stretches.append([i])
+    peak = max(levels[i] for i in core)
+    return [i for stretch in stretches if max(levels[j] for j in stretch) >= peak - CLUSTER_BELOW_PEAK_DB for i in stretch]
 
 
 def _widen(edge: int, outward: range, joins: Callable[[int], bool]) -> int:
