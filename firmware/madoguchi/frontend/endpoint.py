@@ -144,6 +144,11 @@ def is_speech_frame(state: EndpointState, evidence: FrameEvidence, timing: Endpo
         return False
     if state.phase is Phase.SPEECH and not (frame is not None and _paused(state, frame, timing)):
         return evidence.probability >= timing.silence_threshold and evidence.above_background_db >= timing.hold_gate_db
+    return _voiced_to_start(evidence, timing)
+
+
+def _voiced_to_start(evidence: FrameEvidence, timing: EndpointTiming) -> bool:
+    """Loud and likely enough to start speech, whatever its direction."""
     return evidence.probability >= timing.speech_threshold and evidence.above_background_db >= timing.start_gate_db
 
 
@@ -243,9 +248,7 @@ def _bridged(state: EndpointState, frame: int, evidence: FrameEvidence, timing: 
     as 30 ms and discarded)."""
     if state.resume_other_start < 0 or evidence.from_a_side or frame - state.resume_other_last > CHALLENGE_GAP_FRAMES:
         return state
-    if evidence.probability < timing.speech_threshold or evidence.above_background_db < timing.start_gate_db:
-        return state
-    return replace(state, resume_other_last=frame)
+    return replace(state, resume_other_last=frame) if _voiced_to_start(evidence, timing) else state
 
 
 def _talker_end(state: EndpointState) -> int:
