@@ -90,7 +90,14 @@ _YES_NO: dict[str, str] = {
     "ne": "हो|होइन|छ|छैन",
     "my": "ဟုတ်ကဲ့|မဟုတ်ဘူး",
 }
-YES_NO_REPLIES: dict[str, frozenset[str]] = {lang: frozenset(normalize(w) for w in words.split("|")) for lang, words in _YES_NO.items()}
+
+
+def phrase_sets(phrases: dict[str, str]) -> dict[str, frozenset[str]]:
+    """``{lang: "a|b|c"}`` as normalised sets, for matching a whole output (see :func:`normalize`)."""
+    return {lang: frozenset(normalize(w) for w in words.split("|")) for lang, words in phrases.items()}
+
+
+YES_NO_REPLIES = phrase_sets(_YES_NO)
 
 
 def is_yes_no_reply(text: str, lang: str | None) -> bool:

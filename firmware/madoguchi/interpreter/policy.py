@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from madoguchi.asr.filters import is_yes_no_reply, normalize
+from madoguchi.asr.filters import is_yes_no_reply, normalize, phrase_sets
 from madoguchi.config import LanguageSettings
 from madoguchi.events import Interpretation, Side, Utterance
 
@@ -116,7 +116,7 @@ _ACKNOWLEDGEMENTS: dict[str, str] = {
     "pt": "certo|obrigado|obrigada|muito obrigado|muito obrigada|entendi",
     "zh": "好的|明白了|谢谢|謝謝|知道了",
 }
-ACKNOWLEDGEMENTS: dict[str, frozenset[str]] = {lang: frozenset(normalize(w) for w in words.split("|")) for lang, words in _ACKNOWLEDGEMENTS.items()}
+ACKNOWLEDGEMENTS = phrase_sets(_ACKNOWLEDGEMENTS)
 
 
 def is_standalone_reply(result: Interpretation) -> bool:
