@@ -87,7 +87,7 @@ def test_change_of_side_without_a_pause_is_a_new_turn() -> None:
 def test_stray_frames_from_the_other_side_do_not_split() -> None:
     sides = (["staff"] * 3 + ["resident"] * 2) * 8  # reverberation flips a few frames
     events = [e for _, e in run([0.9] * 40 + [0.0] * 12, sides=sides + [None] * 12)]
-    assert events == [Opened(0), Closed(0, 40, "silence")]
+    assert events == [Opened(0), Closed(0, 40, "silence")]  # no Paused: early_asr_ms is the hangover here
 
 
 def test_a_wrong_first_frame_relabels_instead_of_splitting() -> None:
@@ -143,6 +143,20 @@ def test_a_talker_who_goes_on_after_a_pause_stays_one_utterance() -> None:
     # A 0.6 s pause between two sentences of one turn: paused (ASR may start), then one utterance.
     events = run([0.9] * 20 + [0.0] * 19 + [0.9] * 15 + [0.0] * 30, timing=LONG_HANGOVER)
     assert [e for _, e in events] == [Opened(0), Paused(0, 20), Paused(0, 54), Closed(0, 54, "silence")]
+
+
+def test_a_pause_is_said_while_the_other_sides_babble_holds_the_utterance_open() -> None:
+    # The clerk stops at frame 20; a neighbour's babble heard from the resident's side (runs of two
+    # frames, too short to be a turn) keeps speech in the room until the resident's own turn at 60.
+    babble = ([None] * 4 + ["resident"] * 2) * 6 + [None] * 4
+    sides = ["staff"] * 20 + babble + ["resident"] * 16 + [None] * 30
+    probabilities = [0.9 if side else 0.0 for side in sides]
+    events = run(probabilities, sides=sides, timing=LONG_HANGOVER)
+    # The clerk's words are paused 320 ms after their last frame (ASR may start), not only once the
+    # resident's turn closes them; the paused utterance reaches over the babble the front end trims.
+    assert [e for _, e in events][:2] == [Opened(0), Paused(0, 26)]
+    assert events[1][0] == 19 + LONG_HANGOVER.early_frames
+    assert [e for _, e in events][2:4] == [Closed(0, 20, "turn"), Opened(60)]
 
 
 def test_no_pause_is_said_for_what_is_too_short_to_be_an_utterance() -> None:

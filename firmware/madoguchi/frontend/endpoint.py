@@ -6,8 +6,9 @@ always gives the same utterances, live or replayed, and tests drive it with synt
 Two silences matter. A talker pauses between phrases and sentences of one turn (up to about
 0.7 s), so an utterance ends only after ``hangover`` (0.8 s) of silence: shorter, and one
 sentence reaches the other side in pieces, each translated without the rest. Waiting that long
-before starting ASR would cost the whole hangover in latency, so after ``pause`` (0.32 s) the
-endpointer says ``Paused`` (``early_asr_ms``): ASR may start on the utterance as it stands. If
+before starting ASR would cost the whole hangover in latency, so 0.32 s (``early_asr_ms``) after
+the talker's own last frame the endpointer says ``Paused``, even while a few frames of the other
+side's voice (too few for a turn) hold the utterance open: ASR may start on it as it stands. If
 nobody speaks again before the hangover ends, the ``Closed`` utterance is exactly the paused one
 and its words are ready; if the talker goes on, that early work is dropped. When ``Paused`` is said
 changes no boundary: what speech after a pause has to show is fixed by ``PAUSE_MS``.
@@ -269,32 +270,51 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
             return EndpointState(), ()
         state = replace(state, last_speech=frame)
     else:  # SPEECH
-        if speech and after_pause(state, frame, timing):
-            return _resume(state, frame, evidence.side, timing)
-        if speech:
-            if frame + 1 - state.start >= timing.max_utterance_frames:
-                # Split a monologue so downstream stages never wait unboundedly; speech goes on.
-                return _opened(frame + 1, frame, state.side), (Closed(state.start, frame + 1, "max_length"), Opened(frame + 1))
-            return _continue_speech(state, frame, evidence.side, timing)
-        state = _bridged(state, frame, evidence, timing)
-        replied = state.resume_start >= 0 and state.resume_other > state.resume_own
-        if replied and frame - (_talker_end(state) - 1) >= timing.hangover_frames:
-            # Speech after the pause came mostly from the other side, too little of it to be a turn
-            # yet ("Sí."), and the talker has been silent for the hangover: their utterance ended
-            # where they stopped, not where the reply did (their paused words are the final ones).
-            # The reply goes on as the other side's utterance, with its own hangover.
-            reply = _opened(state.resume_other_start, state.last_speech, other_side(state.side))
-            return reply, (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
-        silent = frame - state.last_speech
-        if silent >= timing.hangover_frames:
-            return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
-        # No second Paused for a reply: the utterance as it stood at the first is the one that ends.
-        if silent == timing.early_frames and not replied and state.last_speech + 1 - state.start >= timing.min_utterance_frames:
-            return state, (Paused(state.start, state.last_speech + 1),)
-        return state, ()
+        state, events = _speech_goes_on(state, frame, evidence, speech, timing)
+        return state, events or _talker_paused_here(state, frame, timing)
     if state.phase is Phase.ONSET and frame + 1 - state.start >= timing.min_speech_frames:
         return _opened(state.start, frame, state.side), (Opened(state.start),)
     return state, ()
+
+
+def _speech_goes_on(state: EndpointState, frame: int, evidence: FrameEvidence, speech: bool, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
+    """One frame of an open utterance: the talker going on, the other side's turn, or silence."""
+    if speech and after_pause(state, frame, timing):
+        return _resume(state, frame, evidence.side, timing)
+    if speech:
+        if frame + 1 - state.start >= timing.max_utterance_frames:
+            # Split a monologue so downstream stages never wait unboundedly; speech goes on.
+            return _opened(frame + 1, frame, state.side), (Closed(state.start, frame + 1, "max_length"), Opened(frame + 1))
+        return _continue_speech(state, frame, evidence.side, timing)
+    state = _bridged(state, frame, evidence, timing)
+    if _replied(state) and frame - (_talker_end(state) - 1) >= timing.hangover_frames:
+        # Speech after the pause came mostly from the other side, too little of it to be a turn
+        # yet ("Sí."), and the talker has been silent for the hangover: their utterance ended
+        # where they stopped, not where the reply did (their paused words are the final ones).
+        # The reply goes on as the other side's utterance, with its own hangover.
+        reply = _opened(state.resume_other_start, state.last_speech, other_side(state.side))
+        return reply, (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
+    if frame - state.last_speech >= timing.hangover_frames:
+        return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
+    return state, ()
+
+
+def _replied(state: EndpointState) -> bool:
+    return state.resume_start >= 0 and state.resume_other > state.resume_own
+
+
+def _talker_paused_here(state: EndpointState, frame: int, timing: EndpointTiming) -> tuple[Event, ...]:
+    """Paused, once, ``early_frames`` after the talker's own last frame, with the utterance as it
+    stands. The other side's frames, too few for a turn yet, may hold it open past that (a
+    neighbour's babble from the resident's side held a clerk's question 1.4 s): they are not the
+    talker's words, and the front end trims them off the paused utterance as off the final one.
+    No second Paused for a reply: the utterance as it stood at the first is the one that ends.
+    None when ``early_asr_ms`` is the hangover: then nothing starts early."""
+    if state.phase is not Phase.SPEECH or frame - state.last_own != timing.early_frames or _replied(state):
+        return ()
+    if timing.early_frames >= timing.hangover_frames:
+        return ()
+    return (Paused(state.start, state.last_speech + 1),) if state.last_speech + 1 - state.start >= timing.min_utterance_frames else ()
 
 
 def finish(state: EndpointState, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
