@@ -157,6 +157,8 @@ class Stages:
 
     async def _interpret_early(self, early: _EarlyWork) -> Interpretation | None:
         """The paused utterance's words (after a reply already shown in it); a whole reply is shown now."""
+        if self._nothing_after_reply(early.paused.utterance):
+            return None
         utterance = self._rest(early.paused.utterance)
         result = await self._attempt(early.paused, functools.partial(self.interpreter.interpret, commit=False), utterance, early.paused_wall)
         early.done_wall = time.monotonic()
@@ -166,6 +168,12 @@ class Stages:
             self.interpreter.commit(result)
             await self._on_output(dataclasses.replace(result, timings_ms=early.timings(result, result.utterance)))
         return result
+
+    def _nothing_after_reply(self, utterance: Utterance) -> bool:
+        """``utterance`` holds a reply already shown, and too little after it to be words: decoding
+        that tail of murmur gave a second "Yes." after "Thank you." on a far-field counter."""
+        shown = self._reply_shown
+        return shown is not None and shown.holds(utterance) and utterance.end_s - shown.rest_from_s < MIN_REST_S
 
     def _rest(self, utterance: Utterance) -> Utterance:
         """``utterance`` without the reply already shown from it, if any."""
@@ -185,9 +193,8 @@ class Stages:
                 if result is not None:
                     self.interpreter.commit(result)
                     return dataclasses.replace(result, utterance=self._rest(final), timings_ms=early.timings(result, final))
-            shown = self._reply_shown
-            if shown is not None and shown.holds(final) and final.end_s - shown.rest_from_s < MIN_REST_S:
-                return None  # nothing said after the reply
+            if self._nothing_after_reply(final):
+                return None
             rest = self._rest(final)
             return await self._attempt(rest, self.interpreter.interpret, rest, wall_s)
         finally:

@@ -1,0 +1,71 @@
+"""The interpreter stages' order of work on a paused utterance: a whole reply shown at the pause,
+and nothing more from the murmur after it. The words come from a scripted interpreter here (the
+speech itself is tested with Whisper in test_whole_replies.py): this is about what is shown when."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import numpy as np
+import pytest
+
+from madoguchi.app.capture import Heard
+from madoguchi.app.stages import Stages
+from madoguchi.events import Interpretation, SpeechPaused, Utterance
+
+
+def utterance(start_s: float, end_s: float, decided_at_s: float, reason: str = "pause") -> Utterance:
+    audio = np.zeros(round((end_s + 0.16 - (start_s - 0.25)) * 16000), np.float32)
+    return Utterance(start_s, end_s, "resident", 90.0, 0.0, 0.9, False, decided_at_s, reason, start_s - 0.25, audio)  # type: ignore[arg-type]
+
+
+class ScriptedInterpreter:
+    """Says ``words`` in turn for each utterance it is asked about, and records what it was asked."""
+
+    def __init__(self, *words: str) -> None:
+        self.settings = types.SimpleNamespace(asr=types.SimpleNamespace(partial_interval_s=1.0))
+        self.words, self.asked, self.committed = list(words), [], []
+
+    def interpret(self, utterance: Utterance, decided_wall: float | None = None, *, commit: bool = True) -> Interpretation:
+        self.asked.append((utterance.start_s, utterance.end_s))
+        return Interpretation(utterance, utterance.side, "en", self.words.pop(0), None, None, 0.99, {"vad_ms": 0.0, "latency_ms": 0.0})
+
+    def commit(self, result: Interpretation) -> None:
+        self.committed.append(result.text)
+
+
+def shown_for(interpreter: ScriptedInterpreter, events: list) -> list[str]:
+    async def run() -> list[str]:
+        shown: list[str] = []
+
+        async def on_output(result: Interpretation) -> None:
+            shown.append(result.text)
+
+        stages = Stages(interpreter, on_output)  # type: ignore[arg-type]
+        stages.start()
+        for event in events:
+            stages.submit(Heard(event, 0.0))
+        await stages.finish()
+        return shown
+
+    return asyncio.run(run())
+
+
+def test_murmur_after_a_reply_shown_at_the_pause_is_not_decoded_as_more_words() -> None:
+    # "Thank you." is shown at the first pause. A second pause 0.1 s later (the talker's frames
+    # flickered on in the reverberation) leaves 0.04 s after the reply: no words, nothing decoded.
+    first = utterance(29.6, 30.3, 30.46)
+    second = utterance(29.6, 30.34, 30.6)
+    final = utterance(29.6, 30.34, 31.1, reason="silence")
+    interpreter = ScriptedInterpreter("Thank you.", "Yes.")
+    assert shown_for(interpreter, [SpeechPaused(first), SpeechPaused(second), final]) == ["Thank you."]
+    assert interpreter.asked == [(29.6, 30.3)] and interpreter.committed == ["Thank you."]
+
+
+def test_words_after_a_reply_shown_at_the_pause_are_the_next_record() -> None:
+    first = utterance(1.0, 1.4, 1.72)
+    final = utterance(1.0, 3.2, 4.0, reason="silence")  # the talker went on 0.3 s after the reply
+    interpreter = ScriptedInterpreter("Yes.", "Here is my residence card.")
+    assert shown_for(interpreter, [SpeechPaused(first), final]) == ["Yes.", "Here is my residence card."]
+    assert interpreter.asked == [(1.0, 1.4), (pytest.approx(1.62), 3.2)]  # the rest from 0.1 s before the pause was said
