@@ -9,9 +9,10 @@ sentence reaches the other side in pieces, each translated without the rest. Wai
 before starting ASR would cost the whole hangover in latency, so 0.32 s (``early_asr_ms``) after
 the talker's own last frame the endpointer says ``Paused``, even while a few frames of the other
 side's voice (too few for a turn) hold the utterance open: ASR may start on it as it stands. If
-nobody speaks again before the hangover ends, the ``Closed`` utterance is exactly the paused one
-and its words are ready; if the talker goes on, that early work is dropped. When ``Paused`` is said
-changes no boundary: what speech after a pause has to show is fixed by ``PAUSE_MS``.
+nobody speaks again before the hangover ends, the ``Closed`` utterance is the paused one (the same
+span once the front end has trimmed both) and its words are ready; if the talker goes on, that
+early work is dropped. When ``Paused`` is said changes no boundary: what speech after a pause has
+to show is fixed by ``PAUSE_MS``.
 """
 
 from __future__ import annotations
