@@ -311,9 +311,7 @@ def _talker_paused_here(state: EndpointState, frame: int, timing: EndpointTiming
     talker's words, and the front end trims them off the paused utterance as off the final one.
     No second Paused for a reply: the utterance as it stood at the first is the one that ends.
     None when ``early_asr_ms`` is the hangover: then nothing starts early."""
-    if state.phase is not Phase.SPEECH or frame - state.last_own != timing.early_frames or _replied(state):
-        return ()
-    if timing.early_frames >= timing.hangover_frames:
+    if frame - state.last_own != timing.early_frames or timing.early_frames >= timing.hangover_frames or _replied(state):
         return ()
     return (Paused(state.start, state.last_speech + 1),) if state.last_speech + 1 - state.start >= timing.min_utterance_frames else ()
 
