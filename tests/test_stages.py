@@ -69,3 +69,24 @@ def test_words_after_a_reply_shown_at_the_pause_are_the_next_record() -> None:
     interpreter = ScriptedInterpreter("Yes.", "Here is my residence card.")
     assert shown_for(interpreter, [SpeechPaused(first), final]) == ["Yes.", "Here is my residence card."]
     assert interpreter.asked == [(1.0, 1.4), (pytest.approx(1.62), 3.2)]  # the rest from 0.1 s before the pause was said
+
+
+def test_a_pause_whose_span_the_final_has_stands_though_murmur_paused_it_again_later() -> None:
+    # Murmur from the talker's side held the utterance on after their last word, so it paused a
+    # second time, over a longer span. The trim gave the final the first pause's span: those words
+    # stand, nothing is decoded again, and they count as ready when the first pause's work ended.
+    first = utterance(1.0, 2.0, 2.32)
+    murmur = utterance(1.0, 2.6, 2.92)
+    final = utterance(1.0, 2.0, 3.4, reason="silence")
+    interpreter = ScriptedInterpreter("Where do I sign?", "Where do I sign? Mm.", "Where do I sign, then?")
+    assert shown_for(interpreter, [SpeechPaused(first), SpeechPaused(murmur), final]) == ["Where do I sign?"]
+    assert interpreter.asked == [(1.0, 2.0), (1.0, 2.6)] and interpreter.committed == ["Where do I sign?"]
+
+
+def test_a_second_pause_over_the_same_span_is_not_decoded_again() -> None:
+    first = utterance(1.0, 2.0, 2.32)
+    again = utterance(1.0, 2.0, 3.1)  # the same span once trimmed, paused again after the murmur
+    final = utterance(1.0, 2.0, 3.6, reason="silence")
+    interpreter = ScriptedInterpreter("Where do I sign?", "Where do I sign, then?")
+    assert shown_for(interpreter, [SpeechPaused(first), SpeechPaused(again), final]) == ["Where do I sign?"]
+    assert interpreter.asked == [(1.0, 2.0)]

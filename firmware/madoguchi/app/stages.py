@@ -5,7 +5,9 @@ while that thread would otherwise idle, captions the utterance still being spoke
 Early work: when the front end says the talker paused (``SpeechPaused``), the utterance as it
 stands is interpreted at once, without committing anything to the session. If the final
 utterance is that one, its result is taken (the words were ready before the hangover ended);
-otherwise it is dropped and the final one is interpreted as usual.
+otherwise it is dropped and the final one is interpreted as usual. Murmur can make the talker
+seem to go on and pause again; every pause of the open utterance is kept, and one whose span the
+final has (or the new pause has: then nothing is decoded again) stands, however long ago it was.
 
 Except for a whole reply ("Yes.", "そうです。", "かしこまりました。", ``policy.is_standalone_reply``):
 that is shown as soon as its words are ready, as a record of its own. If the talker goes on
@@ -89,7 +91,7 @@ class Stages:
         self._interval_s = interpreter.settings.asr.partial_interval_s
         self._last_caption = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._early: _EarlyWork | None = None
+        self._early: list[_EarlyWork] = []  # the open utterance's pauses, oldest first
         self._reply_shown: _EarlyWork | None = None  # a reply shown on its own inside the open utterance
         self.busy_since: float | None = None  # when the worker's current job began (None: idle); a hung call shows here
 
@@ -141,19 +143,35 @@ class Stages:
                 self._want_caption()
 
     async def _start_early(self, heard: Heard, paused: SpeechPaused) -> None:
-        """Interpret a paused utterance now, without committing it to the session."""
-        previous = self._early
-        if previous is not None and previous.work is not None and previous.holds(paused.utterance):
+        """Interpret a paused utterance now, without committing it to the session; not again if an
+        earlier pause of it had the same span."""
+        self._early = [early for early in self._early if early.holds(paused.utterance)]
+        previous = self._early[-1] if self._early else None
+        if previous is not None and previous.work is not None:
             await previous.work  # the talker went on: a reply in it is shown before the next pause's words
+        if self._standing(paused.utterance) is not None:
+            if self._capture is not None:
+                self._capture.handled()
+            return
         early = _EarlyWork(paused, heard.wall_s)
         early.work = asyncio.ensure_future(self._interpret_early(early))
-        self._early = early
+        self._early.append(early)
         try:
             if self._capture is not None and not self._capture.paced:
                 await early.work  # an unpaced replay runs the early work alone, as a live counter would
         finally:
             if self._capture is not None:
                 self._capture.handled()
+
+    def _standing(self, utterance: Utterance) -> _EarlyWork | None:
+        """The latest pause of the open utterance with ``utterance``'s span, none before a reply
+        shown on its own (those words hold the reply)."""
+        for early in reversed(self._early):
+            if early.paused.confirmed_by(utterance):
+                return early
+            if early.shown:
+                return None
+        return None
 
     async def _interpret_early(self, early: _EarlyWork) -> Interpretation | None:
         """The paused utterance's words (after a reply already shown in it); a whole reply is shown now."""
@@ -181,13 +199,17 @@ class Stages:
         return utterance.after(shown.rest_from_s) if shown is not None and shown.holds(utterance) else utterance
 
     async def _final_result(self, final: Utterance, wall_s: float) -> Interpretation | None:
-        """The final utterance's record: the early result when ``final`` is the paused utterance
+        """The final utterance's record: the early result of a pause with ``final``'s span
         (committed now), nothing more when that was a reply already shown, else its words (after
         a reply shown from it) interpreted now."""
-        early, self._early = self._early, None
-        result = await early.work if early is not None and early.work is not None else None  # the worker is one thread: it finishes first
+        for early in self._early:
+            if early.work is not None:
+                await early.work  # the worker is one thread: it finishes them first
+        early = self._standing(final)
+        self._early = []
+        result = early.work.result() if early is not None and early.work is not None else None
         try:
-            if early is not None and early.paused.confirmed_by(final):
+            if early is not None:
                 if early.shown:
                     return None
                 if result is not None:
