@@ -27,5 +27,14 @@ def test_the_same_span_and_side_confirm_the_paused_words_though_murmur_changed_t
 def test_speech_that_went_on_or_moved_to_the_other_side_is_a_new_utterance() -> None:
     paused = SpeechPaused(utterance())
     assert not paused.confirmed_by(utterance(end_s=2.6))  # the talker's words went on
+    assert not paused.confirmed_by(utterance(end_s=2.4))  # the trim found murmur in the paused end
     assert not paused.confirmed_by(utterance(side="resident"))
     assert not paused.confirmed_by(dataclasses.replace(utterance(), start_s=1.1, audio_start_s=0.85))  # trimmed differently
+
+
+def test_an_end_a_frame_or_two_away_is_the_same_span_if_the_paused_audio_reached_it() -> None:
+    # The trim weighs a fading last syllable's frames again at the close: the end moved 64 ms.
+    paused = SpeechPaused(utterance())
+    assert paused.confirmed_by(utterance(end_s=2.564, tail_s=0.48))
+    assert paused.confirmed_by(utterance(end_s=2.436))
+    assert not SpeechPaused(utterance(tail_s=0.03)).confirmed_by(utterance(end_s=2.564))  # not heard that far

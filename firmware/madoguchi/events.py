@@ -11,6 +11,9 @@ from madoguchi.config import PROCESSING_RATE_HZ
 
 Side = Literal["staff", "resident"]
 
+# Ends this close are the same span: two of the front end's 32 ms frames.
+SAME_END_S = 0.07
+
 
 def other_side(side: Side) -> Side:
     return "resident" if side == "staff" else "staff"
@@ -105,9 +108,14 @@ class SpeechPaused:
         """The final utterance is this one: the same talker's speech over the same span, so the same
         words. Its audio may differ: murmur after the pause can hold the endpointer on (a longer
         tail kept after the words) and turn the beam's aim a degree or two; neither is the
-        talker's words, and decoding them again cost held-out far-field counters up to 0.6 s."""
+        talker's words, and decoding them again cost held-out far-field counters up to 0.6 s.
+        Its end may lie a frame or two from the paused one's (the trim weighs a fading last
+        syllable's frames anew), as long as the paused audio reached it."""
         mine = self.utterance
-        return (mine.start_s, mine.end_s, mine.side, mine.audio_start_s) == (final.start_s, final.end_s, final.side, final.audio_start_s)
+        if (mine.start_s, mine.side, mine.audio_start_s) != (final.start_s, final.side, final.audio_start_s):
+            return False
+        heard_until_s = mine.audio_start_s + len(mine.audio) / PROCESSING_RATE_HZ
+        return abs(final.end_s - mine.end_s) <= SAME_END_S and heard_until_s >= final.end_s
 
 
 FrontendEvent = SpeechStarted | SpeakerHeard | SpeechSoFar | SpeechPaused | Utterance | UtteranceRejected
