@@ -87,6 +87,20 @@ def test_utterances_close_one_hangover_after_their_speech(runs) -> None:
     assert np.median(held) <= 0.04 and np.percentile(held, 90) <= 0.4
 
 
+def test_words_settled_before_the_close_are_all_the_talker_said(runs) -> None:
+    """A pause is settled (its words shown before the utterance closes) only when what held the
+    utterance open since was murmur or the other side, never the talker going on: no true speech
+    of theirs is left after the settled words, before the utterance closed."""
+    settled = [(pause, run) for run, _ in runs for pause in run.settled]
+    assert len(settled) >= 10  # murmur does hold utterances open in these rooms
+    for pause, run in settled:
+        words = pause.utterance
+        final = next(u for u in run.utterances if u.start_s < words.end_s and u.end_s > words.start_s)
+        assert words.decided_at_s <= final.decided_at_s
+        said_after = [t.text for t in run.scene.segments if t.side == words.side and words.end_s + 0.1 < t.start_s < final.end_s]
+        assert not said_after, (run.scene.spec.name, words.end_s, said_after)
+
+
 def test_every_utterance_has_a_beam_covering_its_speech(runs) -> None:
     for run, _ in runs:
         for u in run.utterances:

@@ -5,6 +5,7 @@ speech itself is tested with Whisper in test_whole_replies.py): this is about wh
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import types
 
 import numpy as np
@@ -29,18 +30,21 @@ class ScriptedInterpreter:
 
     def interpret(self, utterance: Utterance, decided_wall: float | None = None, *, commit: bool = True) -> Interpretation:
         self.asked.append((utterance.start_s, utterance.end_s))
-        return Interpretation(utterance, utterance.side, "en", self.words.pop(0), None, None, 0.99, {"vad_ms": 0.0, "latency_ms": 0.0})
+        words = self.words.pop(0)
+        return Interpretation(utterance, utterance.side, "en", words, None, None if words else "low_confidence", 0.99, {"vad_ms": 0.0, "latency_ms": 0.0})
 
     def commit(self, result: Interpretation) -> None:
         self.committed.append(result.text)
 
 
-def shown_for(interpreter: ScriptedInterpreter, events: list) -> list[str]:
+def shown_for(interpreter: ScriptedInterpreter, events: list, results: list[Interpretation] | None = None) -> list[str]:
     async def run() -> list[str]:
         shown: list[str] = []
 
         async def on_output(result: Interpretation) -> None:
             shown.append(result.text)
+            if results is not None:
+                results.append(result)
 
         stages = Stages(interpreter, on_output)  # type: ignore[arg-type]
         stages.start()
@@ -90,3 +94,35 @@ def test_a_second_pause_over_the_same_span_is_not_decoded_again() -> None:
     interpreter = ScriptedInterpreter("Where do I sign?", "Where do I sign, then?")
     assert shown_for(interpreter, [SpeechPaused(first), SpeechPaused(again), final]) == ["Where do I sign?"]
     assert interpreter.asked == [(1.0, 2.0)]
+
+
+def settled(paused: Utterance, at_s: float) -> SpeechPaused:
+    return SpeechPaused(dataclasses.replace(paused, decided_at_s=at_s, close_reason="settled"))
+
+
+def test_settled_words_are_shown_before_the_close_and_not_again() -> None:
+    # Murmur from the talker's side held the utterance open a second after their last word: the
+    # front end said the paused words settled a hangover after the pause, and they are shown then.
+    paused = utterance(1.0, 2.0, 2.32)
+    final = utterance(1.0, 2.0, 3.6, reason="turn")
+    interpreter = ScriptedInterpreter("Where do I sign?", "Where do I sign, then?")
+    shown: list[Interpretation] = []
+    assert shown_for(interpreter, [SpeechPaused(paused), settled(paused, 2.96), final], shown) == ["Where do I sign?"]
+    assert interpreter.asked == [(1.0, 2.0)] and interpreter.committed == ["Where do I sign?"]
+    assert shown[0].timings_ms["vad_ms"] == pytest.approx(960.0)  # counted to the settling, not to the close
+    assert (shown[0].utterance.start_s, shown[0].utterance.end_s, shown[0].utterance.decided_at_s) == (1.0, 2.0, 2.96)  # the faces show it then
+
+
+def test_the_talker_going_on_after_settled_words_is_the_next_record() -> None:
+    paused = utterance(1.0, 2.0, 2.32)
+    final = utterance(1.0, 4.5, 5.3, reason="silence")  # they spoke again after the murmur
+    interpreter = ScriptedInterpreter("Where do I sign?", "And when?")
+    assert shown_for(interpreter, [SpeechPaused(paused), settled(paused, 2.96), final]) == ["Where do I sign?", "And when?"]
+    assert interpreter.asked == [(1.0, 2.0), (pytest.approx(2.22), 4.5)]
+
+
+def test_a_rejected_piece_is_not_settled_but_decoded_again_with_what_follows() -> None:
+    paused = utterance(1.0, 2.0, 2.32)
+    final = utterance(1.0, 4.5, 5.3, reason="silence")
+    interpreter = ScriptedInterpreter("", "Where do I sign? And when?")
+    assert shown_for(interpreter, [SpeechPaused(paused), settled(paused, 2.96), final]) == ["Where do I sign? And when?"]

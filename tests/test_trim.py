@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madoguchi.frontend.trim import CLUSTER_BELOW_PEAK_DB, CLUSTER_GAP_FRAMES, CORE_BELOW_LOUD_DB, EDGE_BELOW_LOUD_DB, EDGE_GAP_FRAMES, talker_span
+from madoguchi.frontend.trim import CLUSTER_BELOW_PEAK_DB, CLUSTER_GAP_FRAMES, CORE_BELOW_LOUD_DB, EDGE_BELOW_LOUD_DB, EDGE_GAP_FRAMES, murmur_since, talker_span
 
 R, S = "resident", "staff"
 
@@ -93,3 +93,26 @@ def test_the_span_is_inside_the_utterance_and_holds_every_loud_own_frame(frames:
         loudest = max(own)
         assert all(first <= i < stop for i, (lv, s) in enumerate(frames) if s == S and lv >= loudest)
         assert CORE_BELOW_LOUD_DB < EDGE_BELOW_LOUD_DB
+
+
+def test_murmur_after_a_pause_stands_well_below_the_talkers_words() -> None:
+    # The talker's sentence (up to 26 dB), then the room after their pause: a neighbour's voice
+    # from their side and from no side at 8-12 dB, and the other side's answer, loud but theirs.
+    words = [14.0, 22.0, 26.0, 25.0, 24.0, 26.0, 19.0, 7.0]
+    after = [9.0, 12.0, 8.0, 11.0, 20.0]
+    levels = words + after
+    sides: list[str | None] = [S] * len(words) + [S, None, S, S, R]
+    assert murmur_since(levels, sides, S, len(words))
+
+
+def test_the_talker_going_on_after_a_pause_is_not_murmur() -> None:
+    # A clerk's comma: a pause, then the next phrase rising from a soft start to the sentence's level.
+    words = [14.0, 22.0, 26.0, 25.0, 24.0, 26.0, 19.0, 7.0]
+    for resumed in ([4.0, 10.5, 23.0], [-20.0, -20.0, 26.0 - CORE_BELOW_LOUD_DB + 1.0]):
+        assert not murmur_since(words + resumed, [S] * (len(words) + 3), S, len(words))
+    assert not murmur_since(words + [20.0], [S] * len(words) + [None], S, len(words))  # from neither sector: may be theirs
+
+
+def test_with_no_frame_of_the_talker_before_the_pause_nothing_is_murmur() -> None:
+    assert not murmur_since([20.0, 5.0], [R, S], S, 1)
+

@@ -38,7 +38,7 @@ class Utterance:
     side_confidence: float
     side_held: bool  # too ambiguous to call: the previous side was kept
     decided_at_s: float  # audio time at which the endpointer closed it
-    close_reason: str  # silence | turn | max_length | end_of_stream; pause: the tentative one of a SpeechPaused
+    close_reason: str  # silence | turn | max_length | end_of_stream; pause, settled: the tentative one of a SpeechPaused
     audio_start_s: float  # where ``audio`` starts (pre-roll included)
     audio: np.ndarray = field(repr=False, compare=False)  # mono float32 at 16 kHz
 
@@ -103,6 +103,12 @@ class SpeechPaused:
     @property
     def start_s(self) -> float:
         return self.utterance.start_s
+
+    @property
+    def settled(self) -> bool:
+        """The paused words are final, though murmur holds the utterance open: the talker has been
+        quiet for the hangover after them (their trimmed span has not moved since the pause)."""
+        return self.utterance.close_reason == "settled"
 
     def confirmed_by(self, final: Utterance) -> bool:
         """The final utterance is this one: the same talker's speech over the same span, so the same

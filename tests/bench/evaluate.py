@@ -9,7 +9,7 @@ import soundfile
 
 from madoguchi.app.parts import frontend_events
 from madoguchi.config import Settings, load_settings
-from madoguchi.events import Utterance, UtteranceRejected
+from madoguchi.events import SpeechPaused, Utterance, UtteranceRejected
 from madoguchi.timing import StageTimer
 from tests.sim.counter import Scene
 
@@ -22,6 +22,7 @@ class SceneRun:
     rejected: tuple[UtteranceRejected, ...]
     cpu_s: dict[str, float]  # per stage
     audio_s: float
+    settled: tuple[SpeechPaused, ...] = ()  # pauses whose words were final before the utterance closed
 
     def hypotheses(self) -> list[dict[str, object]]:
         return [u.summary() for u in self.utterances]
@@ -35,10 +36,13 @@ def run_scene(scene: Scene, **overrides: dict[str, object]) -> SceneRun:
     timer = StageTimer()
     utterances: list[Utterance] = []
     rejected: list[UtteranceRejected] = []
+    settled: list[SpeechPaused] = []
     with timer.stage("total"):
         for event in frontend_events(settings, scene.wav_path, timer):
             if isinstance(event, Utterance):
                 utterances.append(event)
             elif isinstance(event, UtteranceRejected):
                 rejected.append(event)
-    return SceneRun(scene, settings, tuple(utterances), tuple(rejected), dict(timer.seconds), soundfile.info(str(scene.wav_path)).duration)
+            elif isinstance(event, SpeechPaused) and event.settled:
+                settled.append(event)
+    return SceneRun(scene, settings, tuple(utterances), tuple(rejected), dict(timer.seconds), soundfile.info(str(scene.wav_path)).duration, tuple(settled))

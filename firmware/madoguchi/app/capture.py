@@ -58,7 +58,7 @@ def as_counter_sees(event: FrontendEvent, counter: CounterState) -> FrontendEven
     if counter.swapped and isinstance(event, (SpeakerHeard, SpeechSoFar, Utterance)):
         return dataclasses.replace(event, side=other_side(event.side))
     if counter.swapped and isinstance(event, SpeechPaused):
-        return SpeechPaused(as_counter_sees(event.utterance, counter))
+        return dataclasses.replace(event, utterance=as_counter_sees(event.utterance, counter))
     return event
 
 

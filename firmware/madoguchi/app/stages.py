@@ -12,7 +12,8 @@ final has (or the new pause has: then nothing is decoded again) stands, however 
 Except for a whole reply ("Yes.", "そうです。", "かしこまりました。", ``policy.is_standalone_reply``):
 that is shown as soon as its words are ready, as a record of its own. If the talker goes on
 after it, the rest of the utterance, from the pause on, is the next record, not the reply again
-with the next sentence glued to it.
+with the next sentence glued to it. So are paused words that settled (``SpeechPaused.settled``:
+the front end heard only murmur for a hangover after them while it held the utterance open).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class Stages:
                     if caption is not None:
                         await self._on_output(caption)
                 loop.call_later(self._interval_s, self._want_caption)
+            elif isinstance(event, SpeechPaused) and event.settled:
+                await self._show_settled(event)
             elif isinstance(event, SpeechPaused):
                 await self._start_early(heard, event)
             elif isinstance(event, Utterance):
@@ -159,6 +162,25 @@ class Stages:
         try:
             if self._capture is not None and not self._capture.paced:
                 await early.work  # an unpaced replay runs the early work alone, as a live counter would
+        finally:
+            if self._capture is not None:
+                self._capture.handled()
+
+    async def _show_settled(self, settled: SpeechPaused) -> None:
+        """The paused words are final while murmur holds the utterance open: show them now, as a
+        reply is shown; if the talker goes on after all, the rest is the next record."""
+        try:
+            early = self._standing(settled.utterance)
+            if early is None or early.shown or early.work is None:
+                return
+            result = await early.work
+            if result is None or result.rejected:  # a rejected piece is decoded again with what follows
+                return
+            early.shown = True
+            self._reply_shown = early
+            self.interpreter.commit(result)
+            shown = dataclasses.replace(result.utterance, decided_at_s=settled.utterance.decided_at_s, close_reason="settled")  # the faces show it then
+            await self._on_output(dataclasses.replace(result, utterance=shown, timings_ms=early.timings(result, settled.utterance)))
         finally:
             if self._capture is not None:
                 self._capture.handled()

@@ -20,15 +20,16 @@ from typing import NamedTuple
 import numpy as np
 
 from madoguchi.config import PROCESSING_RATE_HZ, Settings
-from madoguchi.events import FrontendEvent, Side, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import SAME_END_S, FrontendEvent, Side, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
 from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.level import BackgroundLevel, frame_level_db
+from madoguchi.frontend.ring import FrameRing
 from madoguchi.frontend.sides import decide_side
 from madoguchi.frontend.spatial import SpatialGate
-from madoguchi.frontend.trim import talker_span
+from madoguchi.frontend.trim import murmur_since, talker_span
 from madoguchi.frontend.vad import FRAME_SAMPLES
 from madoguchi.timing import StageTimer
 
@@ -38,8 +39,11 @@ TAIL_MS = 160  # audio kept after the last speech frame so ASR hears the word's 
 # ... and after the end of a trimmed utterance (frontend/trim.py), up to this much of what was cut:
 # a Japanese sentence's last mora (the か of ですか) often stands below the edge the trim keeps.
 TRIMMED_TAIL_MS = 480
+# Paused words settle this long after the endpointer would have closed them in a silent room: a
+# talker who resumes just after a hangover-long pause (a clerk's comma) is heard resuming first.
+SETTLE_MARGIN_MS = 160
 SPEAKER_HINT_S = 0.4  # an utterance this long says who is speaking (faces, side LEDs)
-BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s  # frames replayed into Silero when it resumes after skipped quiet frames
+BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s
 
 
 class _Observed(NamedTuple):
@@ -49,32 +53,6 @@ class _Observed(NamedTuple):
     level: float
     spectra: np.ndarray | None
     cross: np.ndarray | None
-
-
-class _FrameRing:
-    """The last N frames of multichannel audio, addressed by absolute frame index, with what the
-    endpointer saw of each (level over the background, side)."""
-
-    def __init__(self, n_frames: int, channels: int) -> None:
-        self._data = np.zeros((n_frames, FRAME_SAMPLES, channels), np.float32)
-        self._levels = np.full(n_frames, -np.inf)
-        self._sides: list[str | None] = [None] * n_frames
-
-    def put(self, index: int, frame: np.ndarray) -> None:
-        self._data[index % len(self._data)] = frame
-
-    def note(self, index: int, evidence: endpoint.FrameEvidence) -> None:
-        self._levels[index % len(self._data)] = evidence.above_background_db
-        self._sides[index % len(self._data)] = evidence.side
-
-    def evidence(self, first: int, stop: int) -> tuple[list[float], list[str | None]]:
-        """Levels and sides of frames [first, stop), all still in the ring."""
-        slots = [i % len(self._data) for i in range(first, stop)]
-        return [float(self._levels[k]) for k in slots], [self._sides[k] for k in slots]
-
-    def span(self, first: int, stop: int) -> np.ndarray:
-        first = max(first, stop - len(self._data))
-        return np.concatenate([self._data[i % len(self._data)] for i in range(first, stop)]) if stop > first else np.zeros((0, self._data.shape[2]), np.float32)
 
 
 class _Elsewhere:
@@ -105,8 +83,9 @@ class Frontend:
         self._pre_roll = round(settings.vad.pre_roll_ms / 1000 / FRAME_S)
         self._tail = round(TAIL_MS / 1000 / FRAME_S)
         self._trimmed_tail = round(TRIMMED_TAIL_MS / 1000 / FRAME_S)
+        self._settle_margin = round(SETTLE_MARGIN_MS / 1000 / FRAME_S)
         ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._pre_roll + 2
-        self._ring = _FrameRing(ring_frames, settings.array.n_mics)
+        self._ring = FrameRing(ring_frames, settings.array.n_mics)
         self._background = BackgroundLevel(round(BACKGROUND_WINDOW_S / FRAME_S))
         self._state = endpoint.EndpointState()
         self._pending = np.zeros((0, settings.array.n_mics), np.float32)
@@ -116,6 +95,7 @@ class Frontend:
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self._timing.turn_frames + self._timing.min_speech_frames + 2)
         self._accumulated: np.ndarray | None = None
         self._speaker_told = False  # SpeakerHeard was sent for the open utterance
+        self._paused: tuple[Utterance, int] | None = None  # the open utterance's pause and the end of the talker's frames then, until its words settle
         self._previous_side: Side | None = None
         self._background_power: np.ndarray | None = None
         self._noise = NoiseCovariance(settings.array.n_mics, BACKGROUND_POWER_RATE) if "mvdr" in settings.beam.method else None
@@ -231,7 +211,7 @@ class Frontend:
                 self._recent.append((index, weighted))
                 if self._accumulated is not None:
                     self._accumulated += weighted
-        return events + self._handle(ep_events) + self._speaker_hint()
+        return events + self._handle(ep_events) + self._speaker_hint() + self._words_settled()
 
     def _settled(self, index: int, observed: _Observed) -> endpoint.FrameEvidence:
         """Inside an utterance, a frame that may change whose turn it is gets the direction of all the
@@ -332,6 +312,8 @@ class Frontend:
     def _handle(self, ep_events: tuple[endpoint.Event, ...]) -> list[FrontendEvent]:
         events: list[FrontendEvent] = []
         for k, event in enumerate(ep_events):
+            if not isinstance(event, endpoint.Paused):
+                self._paused = None
             if isinstance(event, endpoint.Opened):
                 self._accumulated = self._since(event.start)
                 self._speaker_told = False
@@ -340,6 +322,10 @@ class Frontend:
                 tentative = self._utterance(event.start, event.end, "pause", self._accumulated)
                 if isinstance(tentative, Utterance):
                     events.append(SpeechPaused(tentative))
+                    if self._paused is None or not SpeechPaused(self._paused[0]).confirmed_by(tentative):
+                        # From the talker's own last frame (the other side's may hold the utterance past it);
+                        # the same words paused again after murmur keep the first pause's.
+                        self._paused = (tentative, self._frame - self._timing.early_frames)
             elif isinstance(event, endpoint.Discarded):
                 self._accumulated = None
                 events.append(UtteranceRejected(event.start * FRAME_S, event.end * FRAME_S, "too_short"))
@@ -350,6 +336,25 @@ class Frontend:
                     self._accumulated -= self._since(next_start)  # those frames are the next turn's
                 events.append(self._finish_utterance(event, next_start))
         return events
+
+    def _words_settled(self) -> list[FrontendEvent]:
+        """The latest pause again, settled, once the hangover has passed since it with nothing that
+        stands among the talker's own frames, and the trim still ends where it did:
+        what held the utterance open was murmur (far-field counters: up to a second of it from the
+        talker's side), and their words need not wait for it."""
+        if self._paused is None or self._state.phase is not endpoint.Phase.SPEECH:
+            return []
+        (paused, paused_at), start = self._paused, self._state.start
+        if self._frame - paused_at < self._timing.hangover_frames + self._settle_margin:
+            return []
+        self._paused = None
+        levels, sides = self._ring.evidence(start, self._frame)
+        if not murmur_since(levels, sides, paused.side, paused_at - start):
+            return []
+        first, stop = talker_span(levels, sides, paused.side)
+        if round((start + first) * FRAME_S, 3) != paused.start_s or abs((start + stop) * FRAME_S - paused.end_s) > SAME_END_S:
+            return []
+        return [SpeechPaused(dataclasses.replace(paused, decided_at_s=round(self._frame * FRAME_S, 3), close_reason="settled"))]
 
     def _finish_utterance(self, closed: endpoint.Closed, next_start: int | None = None) -> Utterance | UtteranceRejected:
         accumulated = self._accumulated

@@ -84,3 +84,15 @@ def _widen(edge: int, outward: range, joins: Callable[[int], bool]) -> int:
             if gap > EDGE_GAP_FRAMES:
                 break
     return edge
+
+
+def murmur_since(levels: Sequence[float], sides: Sequence[str | None], side: str, since: int) -> bool:
+    """Every frame from ``since`` on that is not the other side's stands more than
+    ``CORE_BELOW_LOUD_DB`` below the talker's loud frames before it: murmur (a neighbour, the
+    room), not the talker going on. False with no frame of ``side`` before ``since`` to go by."""
+    own = [level for level, s in zip(levels[:since], sides[:since]) if s == side and np.isfinite(level)]
+    if not own:
+        return False
+    loud = float(np.percentile(own, LOUD_PERCENTILE))
+    other = other_side(side)
+    return all(level < loud - CORE_BELOW_LOUD_DB for level, s in zip(levels[since:], sides[since:]) if s != other)
