@@ -244,3 +244,38 @@ def test_the_talker_has_paused_when_only_the_other_sides_voice_goes_on() -> None
     assert state.phase is endpoint.Phase.SPEECH  # still open: the other side's frames held it
     assert paused[19] == (False, False)
     assert paused[-1] == (False, True)  # not a pause for the endpointer, but the talker has stopped
+
+
+def run_holding(probabilities: list[float], sides: list[str | None], hold_at: int, frames: int) -> list[tuple[int, endpoint.Event]]:
+    """As ``run``, with ``hold_longer(frames)`` from frame ``hold_at`` on (ASR heard unfinished words)."""
+    state, out = endpoint.EndpointState(), []
+    for i, (p, side) in enumerate(zip(probabilities, sides, strict=True)):
+        if i == hold_at:
+            state = endpoint.hold_longer(state, frames)
+        state, events = endpoint.step(state, i, FrameEvidence(p, 20.0, side), LONG_HANGOVER)
+        out += [(i, e) for e in events]
+    return out
+
+
+def test_unfinished_words_wait_longer_for_the_talker_to_go_on() -> None:
+    # A clerk's comma 1.1 s long (34 frames): past the hangover, so two utterances; held 25 frames
+    # longer once ASR heard the first phrase stop mid-sentence, one.
+    probabilities = [0.9] * 20 + [0.0] * 34 + [0.9] * 20 + [0.0] * 60
+    sides: list[str | None] = ["staff"] * 20 + [None] * 34 + ["staff"] * 20 + [None] * 60
+    plain = [e for _, e in run(probabilities, sides=sides, timing=LONG_HANGOVER)]
+    assert [e for e in plain if isinstance(e, Closed)] == [Closed(0, 20, "silence"), Closed(54, 74, "silence")]
+    held = run_holding(probabilities, sides, hold_at=31, frames=25)
+    assert [e for _, e in held if isinstance(e, Closed)] == [Closed(0, 74, "silence")]
+    # Going on ends the hold: the whole utterance then closes a plain hangover after its last word.
+    assert next(i for i, e in held if isinstance(e, Closed)) - 73 == LONG_HANGOVER.hangover_frames
+
+
+def test_a_held_utterance_still_ends_when_nobody_goes_on_or_the_other_side_answers() -> None:
+    probabilities = [0.9] * 20 + [0.0] * 80
+    silent = run_holding(probabilities, ["staff"] * 20 + [None] * 80, hold_at=31, frames=25)
+    assert [(i, e) for i, e in silent if isinstance(e, Closed)] == [(19 + LONG_HANGOVER.hangover_frames + 25, Closed(0, 20, "silence"))]
+    # "はい" from the resident inside the hold: the clerk's utterance ends a plain hangover after them.
+    probabilities = [0.9] * 20 + [0.0] * 12 + [0.9] * 5 + [0.0] * 60
+    sides: list[str | None] = ["staff"] * 20 + [None] * 12 + ["resident"] * 5 + [None] * 60
+    answered = run_holding(probabilities, sides, hold_at=31, frames=25)
+    assert [(i, e) for i, e in answered if isinstance(e, Closed)][0] == (19 + LONG_HANGOVER.hangover_frames, Closed(0, 20, "turn"))

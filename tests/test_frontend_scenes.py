@@ -17,7 +17,7 @@ import pytest
 from madoguchi.app.parts import frontend_events, recording_source
 from madoguchi.config import load_settings
 from madoguchi.events import SpeechPaused, Utterance
-from madoguchi.frontend.pipeline import Frontend
+from madoguchi.frontend.pipeline import UNFINISHED_HOLD_MS, Frontend
 from madoguchi.frontend.placement import OFF_SHARE, PlacementTracker
 from madoguchi.frontend.vad import SileroVad
 from tests.bench.evaluate import SceneRun, run_scene
@@ -125,6 +125,31 @@ def test_block_size_does_not_change_the_result() -> None:
         return [e.summary() for e in events if isinstance(e, Utterance)]
 
     assert utterances(10) == utterances(32) == utterances(250)
+
+
+def test_an_utterance_held_for_unfinished_words_waits_longer_for_its_talker(runs) -> None:
+    """Asked at every pause, as the stages ask when ASR heard the words stop mid-sentence, the front
+    end holds each utterance open UNFINISHED_HOLD_MS longer: one that closes on silence was silent
+    for the hangover and the hold, and pieces a plain run cut at a long pause come out joined."""
+    joined = closed_on_silence = 0
+    for run, _ in runs[:8]:
+        settings = run.settings
+        frontend = Frontend(settings, SileroVad())
+        held: list[Utterance] = []
+        with recording_source(settings, run.scene.wav_path) as source:
+            for block in source.blocks():
+                for event in frontend.process(block):
+                    if isinstance(event, SpeechPaused):
+                        frontend.hold_unfinished(event.utterance.decided_at_s)
+                    elif isinstance(event, Utterance):
+                        held.append(event)
+        held += [e for e in frontend.flush() if isinstance(e, Utterance)]
+        waited = [u.decided_at_s - u.end_s for u in held if u.close_reason == "silence"]
+        assert all(w >= (settings.vad.hangover_ms + UNFINISHED_HOLD_MS) / 1000 - 0.001 for w in waited), waited
+        closed_on_silence += len(waited)
+        assert len(held) <= len(run.utterances)
+        joined += len(run.utterances) - len(held)
+    assert joined >= 1 and closed_on_silence >= 5
 
 
 def test_demo_event_log_matches_snapshot() -> None:

@@ -112,3 +112,17 @@ def test_a_whole_reply_stands_on_its_own(text: str, lang: str) -> None:
 ])
 def test_other_words_wait_for_the_rest_of_the_turn(text: str, lang: str, rejected: str | None) -> None:
     assert not policy.is_standalone_reply(heard(text, lang, rejected))
+
+
+@pytest.mark.parametrize(("text", "lang", "rejected", "unfinished"), [
+    ("暗証番号を", "ja", None, True),  # a clerk's sentence cut at its comma
+    ("本人確認のため、", "ja", None, True),
+    ("数字四桁で決めてください。", "ja", None, False),
+    ("在留カードはお持ちですか?", "ja", None, False),
+    ("是的", "zh", None, False),  # Whisper often leaves Chinese and Korean unpunctuated: no signal
+    ("네", "ko", None, False),
+    ("", "ja", "low_confidence", False),
+    ("暗証番号を", "ja", "repetition", False),  # not shown: nothing to wait for
+])
+def test_japanese_words_without_a_sentence_end_are_unfinished(text: str, lang: str, rejected: str | None, unfinished: bool) -> None:
+    assert policy.is_unfinished(heard(text, lang, rejected)) is unfinished

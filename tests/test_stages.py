@@ -27,17 +27,33 @@ class ScriptedInterpreter:
     def __init__(self, *words: str) -> None:
         self.settings = types.SimpleNamespace(asr=types.SimpleNamespace(partial_interval_s=1.0))
         self.words, self.asked, self.committed = list(words), [], []
+        self.lang = "en"  # the language every answer is in
 
     def interpret(self, utterance: Utterance, decided_wall: float | None = None, *, commit: bool = True) -> Interpretation:
         self.asked.append((utterance.start_s, utterance.end_s))
         words = self.words.pop(0)
-        return Interpretation(utterance, utterance.side, "en", words, None, None if words else "low_confidence", 0.99, {"vad_ms": 0.0, "latency_ms": 0.0})
+        return Interpretation(utterance, utterance.side, self.lang, words, None, None if words else "low_confidence", 0.99, {"vad_ms": 0.0, "latency_ms": 0.0})
 
     def commit(self, result: Interpretation) -> None:
         self.committed.append(result.text)
 
 
-def shown_for(interpreter: ScriptedInterpreter, events: list, results: list[Interpretation] | None = None) -> list[str]:
+class PacedCapture:
+    """The capture's side of the stages' work: what they asked of the front end."""
+
+    paced = True
+
+    def __init__(self) -> None:
+        self.holds: list[float] = []
+
+    def handled(self) -> None:
+        pass
+
+    def hold_unfinished(self, paused: SpeechPaused) -> None:
+        self.holds.append(paused.utterance.decided_at_s)
+
+
+def shown_for(interpreter: ScriptedInterpreter, events: list, results: list[Interpretation] | None = None, capture: PacedCapture | None = None) -> list[str]:
     async def run() -> list[str]:
         shown: list[str] = []
 
@@ -46,7 +62,7 @@ def shown_for(interpreter: ScriptedInterpreter, events: list, results: list[Inte
             if results is not None:
                 results.append(result)
 
-        stages = Stages(interpreter, on_output)  # type: ignore[arg-type]
+        stages = Stages(interpreter, on_output, capture)  # type: ignore[arg-type]
         stages.start()
         for event in events:
             stages.submit(Heard(event, 0.0))
@@ -126,3 +142,22 @@ def test_a_rejected_piece_is_not_settled_but_decoded_again_with_what_follows() -
     final = utterance(1.0, 4.5, 5.3, reason="silence")
     interpreter = ScriptedInterpreter("", "Where do I sign? And when?")
     assert shown_for(interpreter, [SpeechPaused(paused), settled(paused, 2.96), final]) == ["Where do I sign? And when?"]
+
+
+def test_unfinished_japanese_words_ask_the_front_end_to_wait_longer() -> None:
+    # 暗証番号を、 (a clerk's comma past the hangover): the front end is asked to hold the utterance
+    # open, and asked again when murmur paused it again over the same span (no second decode).
+    first = utterance(10.2, 11.2, 11.52)
+    again = utterance(10.2, 11.2, 12.1)
+    final = utterance(10.2, 14.2, 15.0, reason="silence")
+    interpreter = ScriptedInterpreter("暗証番号を", "暗証番号を、数字四桁で決めてください。")
+    interpreter.lang = "ja"
+    capture = PacedCapture()
+    assert shown_for(interpreter, [SpeechPaused(first), SpeechPaused(again), final], capture=capture) == ["暗証番号を、数字四桁で決めてください。"]
+    assert capture.holds == [11.52, 12.1] and interpreter.asked == [(10.2, 11.2), (10.2, 14.2)]
+    # A whole sentence asks for nothing.
+    capture = PacedCapture()
+    interpreter = ScriptedInterpreter("数字四桁で決めてください。")
+    interpreter.lang = "ja"
+    assert shown_for(interpreter, [SpeechPaused(first), utterance(10.2, 11.2, 12.0, reason="silence")], capture=capture) == ["数字四桁で決めてください。"]
+    assert capture.holds == []

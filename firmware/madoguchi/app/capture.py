@@ -93,6 +93,10 @@ class Capture:
         self._handled.release()  # never leave the thread waiting for an utterance nobody handles
         self.source.close()
 
+    def hold_unfinished(self, paused: SpeechPaused) -> None:
+        """Its words stop mid-sentence: the front end holds the utterance open longer (``Frontend.hold_unfinished``)."""
+        self.frontend.hold_unfinished(paused.utterance.decided_at_s)
+
     def handled(self) -> None:
         """The consumer finished an utterance or a pause (unpaced replay waits for this before reading on)."""
         if self._waits:

@@ -14,6 +14,8 @@ that is shown as soon as its words are ready, as a record of its own. If the tal
 after it, the rest of the utterance, from the pause on, is the next record, not the reply again
 with the next sentence glued to it. So are paused words that settled (``SpeechPaused.settled``:
 the front end heard only murmur for a hangover after them while it held the utterance open).
+Early words that stop mid-sentence (``policy.is_unfinished``) ask the front end, through the
+capture, to hold the utterance open longer for the rest.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from madoguchi.app.capture import Capture, Heard
 from madoguchi.events import Caption, FrontendEvent, Interpretation, SpeechPaused, SpeechSoFar, Utterance
-from madoguchi.interpreter.policy import is_standalone_reply
+from madoguchi.interpreter.policy import is_standalone_reply, is_unfinished
 
 if TYPE_CHECKING:
     from madoguchi.interpreter.stage import Interpreter
@@ -152,8 +154,10 @@ class Stages:
         previous = self._early[-1] if self._early else None
         if previous is not None and previous.work is not None:
             await previous.work  # the talker went on: a reply in it is shown before the next pause's words
-        if self._standing(paused.utterance) is not None:
+        if (standing := self._standing(paused.utterance)) is not None:
             if self._capture is not None:
+                if standing.work is not None and (words := await standing.work) is not None and is_unfinished(words):
+                    self._capture.hold_unfinished(paused)  # the pause after murmur ended the first hold
                 self._capture.handled()
             return
         early = _EarlyWork(paused, heard.wall_s)
@@ -202,6 +206,8 @@ class Stages:
         utterance = self._rest(early.paused.utterance)
         result = await self._attempt(early.paused, functools.partial(self.interpreter.interpret, commit=False), utterance, early.paused_wall)
         early.done_wall = time.monotonic()
+        if result is not None and is_unfinished(result) and self._capture is not None:
+            self._capture.hold_unfinished(early.paused)
         if result is not None and is_standalone_reply(result):
             early.shown = True
             self._reply_shown = early

@@ -99,6 +99,7 @@ class EndpointState:
     resume_own: int = 0  # its frames from the utterance's side ...
     resume_other: int = 0  # ... and from the other side
     last_own: int = -1  # last speech frame that did not come from the other side
+    held_longer: int = 0  # frames added to the hangover: the words so far are unfinished (``hold_longer``)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,13 @@ def _close(start: int, end: int, reason: str, timing: EndpointTiming) -> Event:
     return Closed(start, end, reason)
 
 
+def hold_longer(state: EndpointState, frames: int) -> EndpointState:
+    """The open utterance waits ``frames`` more of silence before it ends: its words so far are
+    unfinished (ASR heard a sentence stop mid-way: a clerk's comma can last longer than the
+    hangover). Until the talker goes on; an answer from the other side still ends it as before."""
+    return replace(state, held_longer=frames) if state.phase is Phase.SPEECH else state
+
+
 def _opened(start: int, frame: int, side: str | None) -> EndpointState:
     return EndpointState(Phase.SPEECH, start=start, last_speech=frame, side=side, last_own=frame)
 
@@ -240,7 +248,7 @@ def _resume(state: EndpointState, frame: int, side: str | None, timing: Endpoint
         return state, ()
     if state.resume_other > state.resume_own:
         return _opened(state.resume_other_start, frame, other_side(state.side)), (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
-    return replace(_not_resuming(state), challenge=0), ()
+    return replace(_not_resuming(state), challenge=0, held_longer=0), ()
 
 
 def _bridged(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> EndpointState:
@@ -295,7 +303,7 @@ def _speech_goes_on(state: EndpointState, frame: int, evidence: FrameEvidence, s
         # The reply goes on as the other side's utterance, with its own hangover.
         reply = _opened(state.resume_other_start, state.last_speech, other_side(state.side))
         return reply, (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
-    if frame - state.last_speech >= timing.hangover_frames:
+    if frame - state.last_speech >= timing.hangover_frames + state.held_longer:
         return EndpointState(), (_close(state.start, state.last_speech + 1, "silence", timing),)
     return state, ()
 

@@ -24,6 +24,7 @@ from madoguchi.events import SAME_END_S, FrontendEvent, Side, SpeakerHeard, Spee
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
+from madoguchi.frontend.elsewhere import Elsewhere, Stretch
 from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.level import BackgroundLevel, frame_level_db
 from madoguchi.frontend.ring import FrameRing
@@ -42,6 +43,7 @@ TRIMMED_TAIL_MS = 480
 # Paused words settle this long after the endpointer would have closed them in a silent room: a
 # talker who resumes just after a hangover-long pause (a clerk's comma) is heard resuming first.
 SETTLE_MARGIN_MS = 160
+UNFINISHED_HOLD_MS = 800  # more silence an utterance waits when ASR heard its words stop mid-sentence
 SPEAKER_HINT_S = 0.4  # an utterance this long says who is speaking (faces, side LEDs)
 BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s
 
@@ -53,15 +55,6 @@ class _Observed(NamedTuple):
     level: float
     spectra: np.ndarray | None
     cross: np.ndarray | None
-
-
-class _Elsewhere:
-    """Loud frames from outside both sectors, while no utterance is open: one stretch of speech from elsewhere."""
-
-    def __init__(self, frame: int, cross: np.ndarray) -> None:
-        self.first = self.last = frame
-        self.cross = cross.astype(np.complex128)
-        self.frames = 1
 
 
 class Frontend:
@@ -84,7 +77,9 @@ class Frontend:
         self._tail = round(TAIL_MS / 1000 / FRAME_S)
         self._trimmed_tail = round(TRIMMED_TAIL_MS / 1000 / FRAME_S)
         self._settle_margin = round(SETTLE_MARGIN_MS / 1000 / FRAME_S)
-        ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._pre_roll + 2
+        self._unfinished_hold = round(UNFINISHED_HOLD_MS / 1000 / FRAME_S)
+        self._hold_request: float | None = None  # hold_unfinished's, until the next frame takes it up
+        ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._unfinished_hold + self._pre_roll + 2
         self._ring = FrameRing(ring_frames, settings.array.n_mics)
         self._background = BackgroundLevel(round(BACKGROUND_WINDOW_S / FRAME_S))
         self._state = endpoint.EndpointState()
@@ -102,7 +97,7 @@ class Frontend:
         if settings.beam.method.startswith("wpe"):
             import nara_wpe  # noqa: F401  (the dereverb extra: missing, the box says so at start, not at the first utterance)
         self.above_background_db = -np.inf  # the last frame's level over the room's: the faces' mic meter
-        self._elsewhere: _Elsewhere | None = None
+        self._elsewhere = Elsewhere(self._timing.hangover_frames, self._timing.min_utterance_frames)
 
     def _stage(self, name: str) -> AbstractContextManager[None]:
         return self._timer.stage(name) if self._timer else contextlib.nullcontext()
@@ -137,7 +132,13 @@ class Frontend:
     def flush(self) -> list[FrontendEvent]:
         """End of stream: close whatever utterance is still open."""
         self._state, ep_events = endpoint.finish(self._state, self._timing)
-        return self._elsewhere_ended() + self._handle(ep_events)
+        return self._off_counter(self._elsewhere.ended()) + self._handle(ep_events)
+
+    def hold_unfinished(self, paused_at_s: float) -> None:
+        """The words of the utterance paused at ``paused_at_s`` stop mid-sentence (ASR heard them):
+        still open, it waits ``UNFINISHED_HOLD_MS`` longer for the talker to go on. Any thread may
+        call this; the next frame takes it up."""
+        self._hold_request = paused_at_s
 
     def speech_so_far(self, min_s: float = 1.0) -> SpeechSoFar | None:
         """The open utterance's audio up to now, beamed toward its likely side (for live captions).
@@ -198,13 +199,18 @@ class Frontend:
         self._ring.note(index, evidence)
         self.above_background_db = evidence.above_background_db
         with self._stage("endpoint"):
+            if (hold := self._hold_request) is not None:
+                self._hold_request = None
+                if self._state.start * FRAME_S <= hold:  # still the utterance that paused then
+                    self._state = endpoint.hold_longer(self._state, self._unfinished_hold)
             speech = endpoint.is_speech_frame(self._state, evidence, self._timing, index)
             if self._state.phase is endpoint.Phase.SILENCE and not speech and np.isfinite(evidence.above_background_db):
                 self._background.update(observed.level)
                 self._learn_background_power(index, frame, observed.spectra)
             self._state, ep_events = endpoint.step(self._state, index, evidence, self._timing)
-        from_elsewhere = self._state.phase is endpoint.Phase.SILENCE and observed.cross is not None and not evidence.from_a_side
-        events = self._heard_elsewhere(index, observed.cross) if from_elsewhere else self._elsewhere_ended(index)
+        silent = self._state.phase is endpoint.Phase.SILENCE
+        from_elsewhere = silent and observed.cross is not None and not evidence.from_a_side
+        events = self._off_counter(self._elsewhere.heard(index, observed.cross) if from_elsewhere else self._elsewhere.ended(index, silent))
         if speech and observed.cross is not None:
             with self._stage("doa"):
                 weighted = self._weighted(evidence, observed.cross)
@@ -246,24 +252,9 @@ class Frontend:
         """A speech frame's cross-spectra weighted for direction finding: frames well above the background carry the talker."""
         return (evidence.probability * float(np.clip(evidence.above_background_db / 6.0, 0.25, 4.0))) * cross
 
-    def _heard_elsewhere(self, index: int, cross: np.ndarray) -> list[FrontendEvent]:
-        """A loud frame from outside both sectors: it joins the stretch in progress (gaps up to a hangover)."""
-        stretch = self._elsewhere
-        if stretch is not None and index - stretch.last <= self._timing.hangover_frames:
-            stretch.last, stretch.frames = index, stretch.frames + 1
-            stretch.cross += cross
-            return []
-        ended = self._elsewhere_ended()
-        self._elsewhere = _Elsewhere(index, cross)
-        return ended
-
-    def _elsewhere_ended(self, index: int | None = None) -> list[FrontendEvent]:
-        """The stretch from elsewhere as an event, once it is over (``index``: the frame now; None: at once)."""
-        stretch = self._elsewhere
-        if stretch is None or (index is not None and self._state.phase is endpoint.Phase.SILENCE and index - stretch.last <= self._timing.hangover_frames):
-            return []
-        self._elsewhere = None
-        if stretch.frames < max(1, self._timing.min_utterance_frames):
+    def _off_counter(self, stretch: Stretch | None) -> list[FrontendEvent]:
+        """A stretch of speech from elsewhere that is over, as an event with its direction."""
+        if stretch is None:
             return []
         with self._stage("doa"):
             azimuth, _ = self._srp.response(stretch.cross).peak()
@@ -345,7 +336,7 @@ class Frontend:
         if self._paused is None or self._state.phase is not endpoint.Phase.SPEECH:
             return []
         (paused, paused_at), start = self._paused, self._state.start
-        if self._frame - paused_at < self._timing.hangover_frames + self._settle_margin:
+        if self._frame - paused_at < self._timing.hangover_frames + self._settle_margin + self._state.held_longer:
             return []
         self._paused = None
         levels, sides = self._ring.evidence(start, self._frame)
