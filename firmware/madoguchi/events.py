@@ -110,6 +110,10 @@ class SpeechPaused:
         quiet for the hangover after them (their trimmed span has not moved since the pause)."""
         return self.utterance.close_reason == "settled"
 
+    def has_span(self, start_s: float, end_s: float) -> bool:
+        """The paused words run from ``start_s`` to ``end_s``: the same start, an end within ``SAME_END_S``."""
+        return self.utterance.start_s == start_s and abs(end_s - self.utterance.end_s) <= SAME_END_S
+
     def confirmed_by(self, final: Utterance) -> bool:
         """The final utterance is this one: the same talker's speech over the same span, so the same
         words. Its audio may differ: murmur after the pause can hold the endpointer on (a longer
@@ -118,10 +122,10 @@ class SpeechPaused:
         Its end may lie a frame or two from the paused one's (the trim weighs a fading last
         syllable's frames anew), as long as the paused audio reached it."""
         mine = self.utterance
-        if (mine.start_s, mine.side, mine.audio_start_s) != (final.start_s, final.side, final.audio_start_s):
+        if (mine.side, mine.audio_start_s) != (final.side, final.audio_start_s):
             return False
         heard_until_s = mine.audio_start_s + len(mine.audio) / PROCESSING_RATE_HZ
-        return abs(final.end_s - mine.end_s) <= SAME_END_S and heard_until_s >= final.end_s
+        return self.has_span(final.start_s, final.end_s) and heard_until_s >= final.end_s
 
 
 FrontendEvent = SpeechStarted | SpeakerHeard | SpeechSoFar | SpeechPaused | Utterance | UtteranceRejected

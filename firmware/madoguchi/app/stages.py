@@ -180,14 +180,20 @@ class Stages:
             result = await early.work
             if result is None or result.rejected:  # a rejected piece is decoded again with what follows
                 return
-            early.shown = True
-            self._reply_shown = early
-            self.interpreter.commit(result)
-            shown = dataclasses.replace(result.utterance, decided_at_s=settled.utterance.decided_at_s, close_reason="settled")  # the faces show it then
-            await self._on_output(dataclasses.replace(result, utterance=shown, timings_ms=early.timings(result, settled.utterance)))
+            await self._show_on_its_own(early, result, settled.utterance)
         finally:
             if self._capture is not None:
                 self._capture.handled()
+
+    async def _show_on_its_own(self, early: _EarlyWork, result: Interpretation, decided: Utterance) -> None:
+        """Show ``early``'s words now, committed, as a record of its own before the utterance
+        closes (a whole reply, or words that settled), timed as ``decided`` was (the faces show it
+        then); what the talker says after it is the next record."""
+        early.shown = True
+        self._reply_shown = early
+        self.interpreter.commit(result)
+        shown = dataclasses.replace(result.utterance, decided_at_s=decided.decided_at_s, close_reason=decided.close_reason)
+        await self._on_output(dataclasses.replace(result, utterance=shown, timings_ms=early.timings(result, decided)))
 
     def _standing(self, utterance: Utterance) -> _EarlyWork | None:
         """The latest pause of the open utterance with ``utterance``'s span, none before a reply
@@ -209,10 +215,7 @@ class Stages:
         if result is not None and is_unfinished(result) and self._capture is not None:
             self._capture.hold_unfinished(early.paused)
         if result is not None and is_standalone_reply(result):
-            early.shown = True
-            self._reply_shown = early
-            self.interpreter.commit(result)
-            await self._on_output(dataclasses.replace(result, timings_ms=early.timings(result, result.utterance)))
+            await self._show_on_its_own(early, result, result.utterance)
         return result
 
     def _nothing_after_reply(self, utterance: Utterance) -> bool:

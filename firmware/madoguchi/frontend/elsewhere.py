@@ -36,7 +36,7 @@ class Elsewhere:
             stretch.cross += cross
             return None
         self._stretch = Stretch(index, cross)
-        return stretch if stretch is not None and stretch.frames >= self._min_frames else None
+        return self._reported(stretch)
 
     def ended(self, index: int | None = None, gap_can_go_on: bool = True) -> Stretch | None:
         """The stretch in progress, once it is over: ``index`` frames on with no more of it (and
@@ -45,4 +45,7 @@ class Elsewhere:
         if stretch is None or (index is not None and gap_can_go_on and index - stretch.last <= self._max_gap):
             return None
         self._stretch = None
-        return stretch if stretch.frames >= self._min_frames else None
+        return self._reported(stretch)
+
+    def _reported(self, stretch: Stretch | None) -> Stretch | None:
+        return stretch if stretch is not None and stretch.frames >= self._min_frames else None

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from madoguchi.config import PROCESSING_RATE_HZ, Settings
-from madoguchi.events import SAME_END_S, FrontendEvent, Side, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
+from madoguchi.events import FrontendEvent, Side, SpeakerHeard, SpeechPaused, SpeechSoFar, SpeechStarted, Utterance, UtteranceRejected
 from madoguchi.frontend import endpoint
 from madoguchi.frontend.beam import delay_and_sum
 from madoguchi.frontend.doa import SrpPhat
@@ -90,7 +90,7 @@ class Frontend:
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self._timing.turn_frames + self._timing.min_speech_frames + 2)
         self._accumulated: np.ndarray | None = None
         self._speaker_told = False  # SpeakerHeard was sent for the open utterance
-        self._paused: tuple[Utterance, int] | None = None  # the open utterance's pause and the end of the talker's frames then, until its words settle
+        self._paused: tuple[SpeechPaused, int] | None = None  # the open utterance's pause and the end of the talker's frames then, until its words settle
         self._previous_side: Side | None = None
         self._background_power: np.ndarray | None = None
         self._noise = NoiseCovariance(settings.array.n_mics, BACKGROUND_POWER_RATE) if "mvdr" in settings.beam.method else None
@@ -313,10 +313,10 @@ class Frontend:
                 tentative = self._utterance(event.start, event.end, "pause", self._accumulated)
                 if isinstance(tentative, Utterance):
                     events.append(SpeechPaused(tentative))
-                    if self._paused is None or not SpeechPaused(self._paused[0]).confirmed_by(tentative):
+                    if self._paused is None or not self._paused[0].confirmed_by(tentative):
                         # From the talker's own last frame (the other side's may hold the utterance past it);
                         # the same words paused again after murmur keep the first pause's.
-                        self._paused = (tentative, self._frame - self._timing.early_frames)
+                        self._paused = (events[-1], self._frame - self._timing.early_frames)
             elif isinstance(event, endpoint.Discarded):
                 self._accumulated = None
                 events.append(UtteranceRejected(event.start * FRAME_S, event.end * FRAME_S, "too_short"))
@@ -340,12 +340,12 @@ class Frontend:
             return []
         self._paused = None
         levels, sides = self._ring.evidence(start, self._frame)
-        if not murmur_since(levels, sides, paused.side, paused_at - start):
+        if not murmur_since(levels, sides, paused.utterance.side, paused_at - start):
             return []
-        first, stop = talker_span(levels, sides, paused.side)
-        if round((start + first) * FRAME_S, 3) != paused.start_s or abs((start + stop) * FRAME_S - paused.end_s) > SAME_END_S:
+        first, stop = talker_span(levels, sides, paused.utterance.side)
+        if not paused.has_span(round((start + first) * FRAME_S, 3), (start + stop) * FRAME_S):
             return []
-        return [SpeechPaused(dataclasses.replace(paused, decided_at_s=round(self._frame * FRAME_S, 3), close_reason="settled"))]
+        return [SpeechPaused(dataclasses.replace(paused.utterance, decided_at_s=round(self._frame * FRAME_S, 3), close_reason="settled"))]
 
     def _finish_utterance(self, closed: endpoint.Closed, next_start: int | None = None) -> Utterance | UtteranceRejected:
         accumulated = self._accumulated
