@@ -279,3 +279,61 @@ def test_a_held_utterance_still_ends_when_nobody_goes_on_or_the_other_side_answe
     sides: list[str | None] = ["staff"] * 20 + [None] * 12 + ["resident"] * 5 + [None] * 60
     answered = run_holding(probabilities, sides, hold_at=31, frames=25)
     assert [(i, e) for i, e in answered if isinstance(e, Closed)][0] == (19 + LONG_HANGOVER.hangover_frames, Closed(0, 20, "turn"))
+
+
+def run_levels(probabilities: list[float], levels: list[float], sides: list[str | None]) -> list[tuple[int, endpoint.Event]]:
+    """As ``run``, each frame at its own level over the room (LONG_HANGOVER timing)."""
+    state, out = endpoint.EndpointState(), []
+    for i, (p, level, side) in enumerate(zip(probabilities, levels, sides, strict=True)):
+        state, events = endpoint.step(state, i, FrameEvidence(p, level, side), LONG_HANGOVER)
+        out += [(i, e) for e in events]
+    return out
+
+
+def closes(events: list[tuple[int, endpoint.Event]]) -> list[endpoint.Event]:
+    return [e for _, e in events if isinstance(e, Closed)]
+
+
+def test_a_neighbour_heard_from_the_talkers_side_far_below_them_holds_nothing() -> None:
+    # "No." (14 frames, 26 dB over the room), then a neighbour's bursts from the resident's sector
+    # every 0.25 s at 10 dB (16 dB below the talker), then the resident's next sentence 1 s later.
+    bursts = ([0.0] * 5 + [0.9] * 3) * 3 + [0.0] * 7
+    probabilities = [0.9] * 14 + bursts + [0.9] * 20 + [0.0] * 40
+    sides: list[str | None] = ["resident"] * len(probabilities)
+    events = run_levels(probabilities, [26.0] * 14 + [10.0] * len(bursts) + [24.0] * 20 + [0.0] * 40, sides)
+    # The reply closes a hangover after its own last frame, and its words are paused early.
+    assert closes(events) == [Closed(0, 14, "silence"), Closed(45, 65, "silence")]
+    assert next(i for i, e in events if isinstance(e, Paused)) == 13 + LONG_HANGOVER.early_frames
+    # The same bursts within a few dB of the talker are the talker going on: one utterance.
+    near = run_levels(probabilities, [26.0] * 14 + [20.0] * len(bursts) + [24.0] * 20 + [0.0] * 40, sides)
+    assert closes(near) == [Closed(0, 65, "silence")]
+
+
+def test_faint_frames_of_the_talkers_side_still_count_for_the_talker() -> None:
+    # The clerk (26 dB) goes quiet; 8 frames from the resident's side (a turn needs 7 in a row) come
+    # with the clerk's side heard faintly between them: the challenge is worn down, no new turn.
+    mixed: list[str | None] = ["resident", "staff"] * 8
+    levels = [26.0] * 20 + [10.0 if s == "staff" else 16.0 for s in mixed] + [26.0] * 20 + [0.0] * 40
+    events = run_levels([0.9] * 56 + [0.0] * 40, levels, ["staff"] * 20 + mixed + ["staff"] * 20 + [None] * 40)
+    assert closes(events) == [Closed(0, 56, "silence")]
+
+
+def test_a_word_fading_out_straight_on_from_the_talker_is_still_theirs() -> None:
+    # 20 frames at 26 dB, the last word fading over 6 frames at 8 dB (18 below), then silence:
+    # the utterance ends after the fade. The same faint frames after a one-frame gap are not the talker.
+    levels = [26.0] * 20 + [8.0] * 7 + [0.0] * 40
+    sides: list[str | None] = ["staff"] * len(levels)
+    assert closes(run_levels([0.9] * 26 + [0.0] * 41, levels, sides)) == [Closed(0, 26, "silence")]
+    assert closes(run_levels([0.9] * 20 + [0.0] + [0.9] * 6 + [0.0] * 40, levels, sides)) == [Closed(0, 20, "silence")]
+
+
+def test_the_talkers_loudest_frame_is_their_own_and_starts_afresh_with_each_utterance() -> None:
+    state = endpoint.EndpointState()
+    for i, (level, side) in enumerate([(10.0, "staff"), (30.0, "staff"), (20.0, "staff"), (40.0, "resident")]):
+        state, _ = endpoint.step(state, i, FrameEvidence(0.9, level, side), LONG_HANGOVER)
+    assert state.loudest_db == 30.0  # one frame of the other side is not the talker
+    for i in range(4, 4 + LONG_HANGOVER.hangover_frames + 1):
+        state, _ = endpoint.step(state, i, FrameEvidence(0.0, 0.0, None), LONG_HANGOVER)
+    assert state.phase is endpoint.Phase.SILENCE
+    state, _ = endpoint.step(state, 40, FrameEvidence(0.9, 12.0, "resident"), LONG_HANGOVER)
+    assert state.loudest_db == 12.0

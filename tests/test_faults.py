@@ -345,8 +345,10 @@ state_dir = "{tmp_path / 'state'}"
                                 "--replay", str(DEMO_FLAC)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         notices.wait("READY", "1", timeout=30)
-        # The third turn is under way (the second ended at 6.9 s): SIGTERM cuts a conversation, not a pause.
+        # SIGTERM cuts a conversation, not a pause: the second turn is printed about 0.8 s after it
+        # ended (6.7 s into the paced demo), and a second later the third (7.6-11.1 s) is under way.
         until("two utterances", lambda: len([v for v in notices.values("STATUS") if "; last:" in v]) >= 2, 20)
+        time.sleep(1.0)
         sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)

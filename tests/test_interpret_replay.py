@@ -111,8 +111,10 @@ def test_timings_and_summary(demo_records) -> None:
     for record in records:
         assert vad.turn_change_ms - 40 <= record["vad_ms"] <= 2 * hangover + vad.turn_change_ms
         assert record["asr_ms"] > 0 and record["mt_ms"] >= 0
-        # The words are ready no sooner than the hangover, nor than ASR started early into the pause and done.
-        assert record["latency_ms"] >= max(record["vad_ms"], SETTINGS.vad.early_asr_ms + record["asr_ms"]) - 1
+        # The words are ready no sooner than the hangover, nor than ASR took. (ASR starts early_asr_ms
+        # after the talker's last frame held as theirs; the trim may give their end a faint frame
+        # after it, so the early start is not a bound on the record's own end.)
+        assert record["latency_ms"] >= max(record["vad_ms"], record["asr_ms"]) - 1
     assert "latency_ms" in summary and "p95" in summary
 
 

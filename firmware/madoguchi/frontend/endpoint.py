@@ -13,6 +13,16 @@ nobody speaks again before the hangover ends, the ``Closed`` utterance is the pa
 span once the front end has trimmed both) and its words are ready; if the talker goes on, that
 early work is dropped. When ``Paused`` is said changes no boundary: what speech after a pause has
 to show is fixed by ``PAUSE_MS``.
+
+A neighbouring counter's voice heard from the talker's side passes every test above: it is speech
+to the VAD, above the room, from the talker's sector. Bursts of it a few hundred ms apart would
+hold a short reply open until the talker's next sentence ("No." joined to "Just for me, please."
+a second later). The talker is 0.5–1 m from the array, the neighbour 2–3 m: so a frame of the
+talker's side ``FAINT_BELOW_TALKER_DB`` below the loudest of the utterance so far is faint. It
+neither holds the utterance open nor resumes it (the pause and the hangover run on through it),
+yet it is still the talker's side where sides are counted: it wears down the other side's
+challenge and votes for the talker when speech after a pause is counted. Straight on from held
+speech (no frame between) a faint frame is the talker's own word fading out, and holds as ever.
 """
 
 from __future__ import annotations
@@ -25,6 +35,9 @@ from madoguchi.events import other_side
 
 PAUSE_MS = 320  # silence after which a talker has paused: going on needs what starting needs
 CHALLENGE_GAP_FRAMES = 3  # a gap in the other side's speech longer than this (~100 ms) restarts its challenge
+# Set on the far-field rooms (tests/bench/attribution.py, README "Measured"): at 12 dB sentences
+# were cut at the talker's own quiet words, at 18 dB neighbours held replies open again.
+FAINT_BELOW_TALKER_DB = 15.0
 
 
 class Phase(str, Enum):
@@ -100,6 +113,7 @@ class EndpointState:
     resume_other: int = 0  # ... and from the other side
     last_own: int = -1  # last speech frame that did not come from the other side
     held_longer: int = 0  # frames added to the hangover: the words so far are unfinished (``hold_longer``)
+    loudest_db: float = float("-inf")  # the talker's loudest speech frame so far, over the background
 
 
 @dataclass(frozen=True)
@@ -226,29 +240,30 @@ def _not_resuming(state: EndpointState) -> EndpointState:
     return replace(state, **_RESUME_FIELDS)
 
 
-def _resume(state: EndpointState, frame: int, side: str | None, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
+def _resume(state: EndpointState, frame: int, side: str | None, timing: EndpointTiming, faint: bool) -> tuple[EndpointState, tuple[Event, ...]]:
     """Speech after a pause: the same talker going on, or the other side's turn? Single frames'
     directions are noisy in a reverberant room, so turn_frames of it are counted by side first;
     if most came from the other side the pause ended the utterance and the new turn starts where
     that side's speech began; the talker's own words heard before it (a quiet last phrase) stay
     theirs. A reply shorter than that is settled once the talker has been silent for the
-    hangover, in ``step``."""
+    hangover, in ``step``. A faint frame votes for the talker but is not them going on."""
     if state.resume_start < 0:
         state = replace(_not_resuming(state), resume_start=frame, resume_end=state.last_speech + 1)
-    own = side == state.side
-    if own:
-        state = replace(state, last_own=frame, resume_own=state.resume_own + 1, resume_end=frame + 1)
+    if side == state.side:
+        state = replace(state, resume_own=state.resume_own + 1)
+        if not faint:
+            state = replace(state, last_own=frame, resume_end=frame + 1, last_speech=frame)
     else:
         # As in a challenge: after a gap the other side's run starts again where the voice is now.
         run_on = state.resume_other_start >= 0 and frame - state.resume_other_last <= CHALLENGE_GAP_FRAMES
-        state = replace(state, resume_other=state.resume_other + 1, resume_other_last=frame,
+        state = replace(state, resume_other=state.resume_other + 1, resume_other_last=frame, last_speech=frame,
                         resume_other_start=state.resume_other_start if run_on else frame)
-    state = replace(state, last_speech=frame)
     if state.resume_own + state.resume_other < timing.turn_frames:
         return state, ()
     if state.resume_other > state.resume_own:
         return _opened(state.resume_other_start, frame, other_side(state.side)), (Closed(state.start, _talker_end(state), "turn"), Opened(state.resume_other_start))
-    return replace(_not_resuming(state), challenge=0, held_longer=0), ()
+    went_on = state.last_own >= state.resume_start  # faint frames alone leave unfinished words waiting
+    return replace(_not_resuming(state), challenge=0, held_longer=0 if went_on else state.held_longer), ()
 
 
 def _bridged(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> EndpointState:
@@ -269,6 +284,22 @@ def _talker_end(state: EndpointState) -> int:
 
 def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
     """Advance by one frame (index ``frame``); returns the new state and any events."""
+    new, events = _step(state, frame, evidence, timing)
+    return _with_loudest(state, new, frame, evidence), events
+
+
+def _with_loudest(before: EndpointState, after: EndpointState, frame: int, evidence: FrameEvidence) -> EndpointState:
+    """``after`` knowing its talker's loudest frame: carried on within one utterance (or its
+    onset), started afresh by a new one, raised by this frame if it was the talker speaking."""
+    if after.phase is Phase.SILENCE:
+        return after
+    same = before.phase is not Phase.SILENCE and before.start == after.start
+    loudest = before.loudest_db if same else float("-inf")
+    talker = evidence.side == after.side and (after.last_own == frame or (after.phase is Phase.ONSET and after.last_speech == frame))
+    return replace(after, loudest_db=max(loudest, evidence.above_background_db) if talker else loudest)
+
+
+def _step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
     speech = is_speech_frame(state, evidence, timing, frame)
     if state.phase is Phase.SILENCE:
         if not speech:
@@ -288,8 +319,13 @@ def step(state: EndpointState, frame: int, evidence: FrameEvidence, timing: Endp
 
 def _speech_goes_on(state: EndpointState, frame: int, evidence: FrameEvidence, speech: bool, timing: EndpointTiming) -> tuple[EndpointState, tuple[Event, ...]]:
     """One frame of an open utterance: the talker going on, the other side's turn, or silence."""
+    # Straight on from held speech a faint frame is the talker's word fading out, as it always was.
+    faint = (speech and frame != state.last_speech + 1 and evidence.side == state.side
+             and evidence.above_background_db < state.loudest_db - FAINT_BELOW_TALKER_DB)
     if speech and after_pause(state, frame, timing):
-        return _resume(state, frame, evidence.side, timing)
+        return _resume(state, frame, evidence.side, timing, faint)
+    if faint:  # the talker's side, but not the talker: it wears the other side's challenge down, holds nothing
+        state, speech = replace(state, challenge=max(0, state.challenge - 1)), False
     if speech:
         if frame + 1 - state.start >= timing.max_utterance_frames:
             # Split a monologue so downstream stages never wait unboundedly; speech goes on.
