@@ -97,6 +97,21 @@ def test_other_short_outputs_keep_the_usual_bar(text, lang):
     assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None, lang=lang) is not None
 
 
+@pytest.mark.parametrize(("text", "lang"), [("Gracias.", "es"), ("Thanks!", "en"), ("Thank you.", "en"), ("謝謝", "zh"), ("Obrigada!", "pt"),
+                                                  ("ありがとうございます。", "ja"), ("Cảm ơn.", "vi")])
+def test_thanks_are_shown_a_little_below_the_usual_bar(text, lang):
+    # far-field "Gracias." and "Thanks!" decoded right at -1.04 and -1.06: shown; murmur that
+    # Whisper writes as "Thank you." scores -1.3 and below: still rejected
+    assert rejection_reason(text, avg_logprob=-1.1, no_speech_prob=None, lang=lang) is None
+    assert rejection_reason(text, avg_logprob=-1.3, no_speech_prob=None, lang=lang) == "low_confidence"
+    assert rejection_reason(text, avg_logprob=-1.1, no_speech_prob=None, lang="ko") == "low_confidence"  # not that language's thanks
+
+
+def test_the_end_credits_thanks_gets_no_allowance():
+    assert rejection_reason("ありがとうございました。", avg_logprob=-1.1, no_speech_prob=None, lang="ja") == "low_confidence"
+    assert rejection_reason("Thank you for watching!", avg_logprob=-0.2, no_speech_prob=None, lang="en") == "hallucination"
+
+
 def test_thresholds_come_from_settings():
     strict = RejectionThresholds(no_speech=0.3, logprob=-0.5)
     assert rejection_reason("Thank you.", avg_logprob=-0.7, no_speech_prob=0.4, thresholds=strict) == "no_speech"
