@@ -97,7 +97,8 @@ def heard(text: str, lang: str, rejected: str | None = None) -> Interpretation:
 
 
 @pytest.mark.parametrize(("text", "lang"), [("Yes.", "en"), ("No, no.", "en"), ("そうです。", "ja"), ("かしこまりました。", "ja"), ("Sure.", "en"),
-                                            ("是的", "zh"), ("Gracias.", "es"), ("Não!", "pt")])
+                                            ("是的", "zh"), ("Gracias.", "es"), ("Não!", "pt"),
+                                            ("ありがとうございます。", "ja"), ("감사합니다.", "ko"), ("Cảm ơn.", "vi")])
 def test_a_whole_reply_stands_on_its_own(text: str, lang: str) -> None:
     assert policy.is_standalone_reply(heard(text, lang))
 

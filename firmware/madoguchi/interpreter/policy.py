@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from madoguchi.asr.filters import is_yes_no_reply, normalize, phrase_sets
+from madoguchi.asr.filters import is_thanks, is_yes_no_reply, normalize, phrase_sets
 from madoguchi.config import LanguageSettings
 from madoguchi.events import Interpretation, Side, Utterance
 
@@ -107,14 +107,15 @@ def resident_language_heard(result: Interpretation, staff_lang: str) -> str | No
     return None
 
 
-# Acknowledgements that are a whole turn of their own, beside the yes/no answers (asr.filters):
-# a clerk's "かしこまりました。" and what they say next are two things to read, not one sentence.
+# Acknowledgements that are a whole turn of their own, beside the yes/no answers and thanks
+# (asr.filters): a clerk's "かしこまりました。" and what they say next are two things to read, not
+# one sentence.
 _ACKNOWLEDGEMENTS: dict[str, str] = {
     "ja": "かしこまりました|承知しました|承知いたしました|わかりました|分かりました|少々お待ちください",
-    "en": "right|alright|all right|sure|of course|i see|thank you|thanks",
-    "es": "de acuerdo|gracias|muchas gracias|entiendo",
-    "pt": "certo|obrigado|obrigada|muito obrigado|muito obrigada|entendi",
-    "zh": "好的|明白了|谢谢|謝謝|知道了",
+    "en": "right|alright|all right|sure|of course|i see",
+    "es": "de acuerdo|entiendo",
+    "pt": "certo|entendi",
+    "zh": "好的|明白了|知道了",
 }
 ACKNOWLEDGEMENTS = phrase_sets(_ACKNOWLEDGEMENTS)
 
@@ -137,4 +138,5 @@ def is_standalone_reply(result: Interpretation) -> bool:
     sentence, a short reply is read as part of it, and the other side waits for both."""
     if result.rejected or not result.text:
         return False
-    return is_yes_no_reply(result.text, result.lang) or normalize(result.text) in ACKNOWLEDGEMENTS.get(result.lang, frozenset())
+    return (is_yes_no_reply(result.text, result.lang) or is_thanks(result.text, result.lang)
+            or normalize(result.text) in ACKNOWLEDGEMENTS.get(result.lang, frozenset()))
