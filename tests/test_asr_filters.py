@@ -181,7 +181,7 @@ from madoguchi.asr.vocabulary import echoes_prompt, vocabulary_prompt  # noqa: E
 
 def test_vocabulary_prompt_is_a_sentence_of_the_first_distinct_terms() -> None:
     prompt = vocabulary_prompt(["住民票", "転入届", "住民票", " ", "在留カード"], "ja", max_terms=2)
-    assert prompt == "市役所の窓口です。住民票、転入届などの手続きをします。"
+    assert prompt == "市役所の窓口です。かしこまりました。少々お待ちください。住民票、転入届などの手続きをします。"
     assert vocabulary_prompt(["residence card", "My Number card"], "en") == "residence card, My Number card."
     assert vocabulary_prompt([], "ja") == ""
 
