@@ -205,3 +205,20 @@ def test_an_echo_of_the_prompt_is_rejected_as_a_hallucination() -> None:
     common = dict(lang="ja", lang_probability=None, lang_scores={}, avg_logprob=-0.2, no_speech_prob=None, encoder_frames=512, partial=False, thresholds=RejectionThresholds())
     assert finish("住民票、在留カード、転入届", prompt=prompt, **common).rejected == "hallucination"
     assert finish("住民票の写しをお願いします", prompt=prompt, **common).rejected is None
+
+
+def test_the_box_prompts_the_clerks_language_from_the_site_glossary(tmp_path) -> None:
+    import dataclasses
+
+    from madoguchi.app.parts import staff_prompts
+    from madoguchi.config import Settings
+    from madoguchi.interpreter.translation import site_glossary
+
+    settings = Settings()
+    settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, state_dir=str(tmp_path)))
+    glossary = site_glossary(settings)
+    prompts = staff_prompts(settings, glossary)
+    assert list(prompts) == [settings.languages.staff] == ["ja"]  # residents' languages get none
+    assert prompts["ja"].startswith("市役所の窓口です。かしこまりました。") and "住民票" in prompts["ja"]
+    off = dataclasses.replace(settings, asr=dataclasses.replace(settings.asr, vocabulary_prompt=False))
+    assert staff_prompts(off, glossary) == {} and staff_prompts(settings, None) == {}

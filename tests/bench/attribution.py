@@ -12,11 +12,14 @@ stage of ours:
                  window, no rejection: the peer a single-mic box with perfect segmentation gets
   (b) segments   our front end's utterances, still channel 0, true language, full window
   (c) beam       our utterances' enhanced audio (the beam), true language, full window
-  (d) decoding   as (c) with our decoding: the fitted window and the rejection filters
-  (e) pipeline   ``madoguchi replay``: language identification, retries, side by language, all
+  (d) decoding   as (c) with our decoding: the fitted window, the rejection filters and the
+                 clerk's prompt (the site glossary's terms in a clerk's sentence, for Japanese)
+  (e) pipeline   ``madoguchi replay``: language identification, retries, side by language, and
+                 what the box does with early words (an unfinished sentence held open, a whole
+                 reply shown at its pause), all
 
 so each lost point has a name: model = (0), room = a - 0, segmentation = b - a, beam = c - b,
-decoding/rejection = d - c, identification = e - d. Errors are corpus rates (edits over reference units: characters for
+decoding/rejection = d - c, identification & holds = e - d. Errors are corpus rates (edits over reference units: characters for
 ja/zh, words otherwise) over each truth utterance against the text of the pieces assigned to
 it (tests/sim/score.py ``assign``). Also printed: utterances split in pieces, speech given the
 wrong side, resident language right, neighbours' speech printed as someone's words, the time
@@ -40,10 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from madoguchi.app.parts import frontend_events
+from madoguchi.app.parts import frontend_events, staff_prompts
 from madoguchi.asr.base import open_recognizer
 from madoguchi.config import AsrSettings, Settings, load_settings
 from madoguchi.events import Utterance
+from madoguchi.interpreter.translation import site_glossary
 from madoguchi.replay import run_replay
 from madoguchi.timing import StageTimer
 from tests.asr_assets import CHARACTER_LANGS, cpu_name, error_counts, speech_model_store
@@ -156,6 +160,7 @@ class Attribution:
         tally.frontend = tally.frontend + frontend
 
         texts: dict[str, list[str]] = {"close-talk": self._close_talk_texts(scene), "oracle": self._oracle_texts(scene, audio)}
+        self._prompt_as_the_box(settings)
         for way in ("segments", "beam", "decoding"):
             if way not in self.ways:
                 continue
@@ -242,6 +247,10 @@ class Attribution:
         recognizer = self._full if way == "beam" else self._fitted
         return self._transcribe(recognizer, utterance.audio, lang, f"asr {way}")
 
+    def _prompt_as_the_box(self, settings: Settings) -> None:
+        """Way (d) decodes with the clerk's prompt the box gives Whisper (app/parts.py)."""
+        self._fitted.set_vocabulary(staff_prompts(settings, site_glossary(settings)))
+
     def _transcribe(self, recognizer, audio: np.ndarray, lang: str, stage: str) -> str:
         if len(audio) < 0.1 * FS:
             return ""
@@ -274,7 +283,7 @@ def _pct(x: float) -> str:
     return "    -" if np.isnan(x) else f"{100 * x:5.1f}"
 
 
-LOSSES = (("room", "close-talk", "oracle"), ("segmentation", "oracle", "segments"), ("beam", "segments", "beam"), ("decoding", "beam", "decoding"), ("identification", "decoding", "pipeline"))
+LOSSES = (("room", "close-talk", "oracle"), ("segmentation", "oracle", "segments"), ("beam", "segments", "beam"), ("decoding", "beam", "decoding"), ("identification & holds", "decoding", "pipeline"))
 
 
 def report(tally: Tally, scenes: int, label: str) -> str:

@@ -16,6 +16,7 @@ from madoguchi.timing import StageTimer
 if TYPE_CHECKING:
     from madoguchi.frontend.wake import WakePhraseDetector
     from madoguchi.interpreter.stage import Interpreter
+    from madoguchi.mt.glossary import Glossary
 
 
 def build_frontend(settings: Settings, timer: StageTimer | None = None) -> Frontend:
@@ -39,7 +40,6 @@ def frontend_events(settings: Settings, recording: Path, timer: StageTimer | Non
 def build_interpreter(settings: Settings, model_root: Path | None = None) -> Interpreter:
     """Load ASR and MT once (errors name the missing model and the command that fixes it)."""
     from madoguchi.asr.base import open_recognizer
-    from madoguchi.asr.vocabulary import vocabulary_prompt
     from madoguchi.interpreter.stage import Interpreter
     from madoguchi.interpreter.translation import TranslationStage
     from madoguchi.models.store import store_root
@@ -51,10 +51,19 @@ def build_interpreter(settings: Settings, model_root: Path | None = None) -> Int
     except BaseException:
         recognizer.close()
         raise
-    if settings.asr.vocabulary_prompt and translation.glossary is not None:
-        staff = settings.languages.staff  # residents' languages decoded worse with a prompt (vocabulary.py)
-        recognizer.set_vocabulary({staff: vocabulary_prompt(translation.glossary.vocabulary(staff), staff, settings.asr.vocabulary_terms)})
+    recognizer.set_vocabulary(staff_prompts(settings, translation.glossary))
     return Interpreter(settings, recognizer, translation)
+
+
+def staff_prompts(settings: Settings, glossary: Glossary | None) -> dict[str, str]:
+    """Whisper's prompt per language: the glossary's terms for the clerk's speech only (residents'
+    languages decoded worse with one, asr/vocabulary.py); {} with ``[asr] vocabulary_prompt = false``."""
+    from madoguchi.asr.vocabulary import vocabulary_prompt
+
+    if not settings.asr.vocabulary_prompt or glossary is None:
+        return {}
+    staff = settings.languages.staff
+    return {staff: vocabulary_prompt(glossary.vocabulary(staff), staff, settings.asr.vocabulary_terms)}
 
 
 def build_wake(settings: Settings, model_root: Path | None = None) -> WakePhraseDetector | None:

@@ -50,7 +50,7 @@ class TranslationStage:
         state = Path(settings.paths.state_dir)
         # A bad pushed file is logged and skipped (strict=False): the counter keeps working.
         phrasebook = Phrasebook.load(pushed_files(state, "phrasebooks"), strict=False) if settings.mt.phrasebook else None
-        glossary = Glossary.load(pushed_files(state, "glossaries"), strict=False) if settings.mt.glossary else None
+        glossary = site_glossary(settings)
         mt = None
         if settings.mt.models:
             mt = MachineTranslation.from_store(settings.mt.models, threads=settings.mt.threads, beam_size=settings.mt.beam_size, pivot=settings.mt.pivot, root=model_root)
@@ -123,3 +123,9 @@ def _combine(pieces: Sequence[_Piece], source: str, target: str) -> Translation:
         untranslated=missing,
         glossary_terms=tuple(t for p in done for t in p.terms),
     )
+
+
+def site_glossary(settings: Settings) -> Glossary | None:
+    """The bundled glossary plus the ones the fleet pushed (None: ``[mt] glossary = false``); a bad
+    pushed file is logged and skipped (strict=False): the counter keeps working."""
+    return Glossary.load(pushed_files(Path(settings.paths.state_dir), "glossaries"), strict=False) if settings.mt.glossary else None
