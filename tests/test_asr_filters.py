@@ -222,3 +222,32 @@ def test_the_box_prompts_the_clerks_language_from_the_site_glossary(tmp_path) ->
     assert prompts["ja"].startswith("市役所の窓口です。かしこまりました。") and "住民票" in prompts["ja"]
     off = dataclasses.replace(settings, asr=dataclasses.replace(settings.asr, vocabulary_prompt=False))
     assert staff_prompts(off, glossary) == {} and staff_prompts(settings, None) == {}
+
+
+def test_words_looping_round_the_prompt_are_decoded_again_without_it() -> None:
+    from madoguchi.asr.base import finish, unprompted_if_looping
+    from madoguchi.asr.filters import RejectionThresholds
+
+    prompt = vocabulary_prompt(["マイナンバーカード", "転入届", "転出届"], "ja")
+    common = dict(lang="ja", lang_probability=None, lang_scores={}, avg_logprob=-0.2, no_speech_prob=None, encoder_frames=512, partial=False, thresholds=RejectionThresholds())
+    looped = "保険病悪ね、マイナンバーカード、" + "転入届、" * 12
+    asked: list[str] = []
+
+    def decode(words: str, unprompted: str):
+        def run(given: str):
+            asked.append(given)
+            return finish(words if given else unprompted, prompt=given, **common)
+        return run
+
+    heard = unprompted_if_looping(decode(looped, "保険病は、前の年の所得で決まります。"), prompt)
+    assert asked == [prompt, ""] and heard.rejected is None and heard.text == "保険病は、前の年の所得で決まります。"
+    asked.clear()  # without the prompt it loops too: the first rejection stands
+    assert unprompted_if_looping(decode(looped, looped), prompt).rejected == "repetition" and asked == [prompt, ""]
+    asked.clear()  # words that stand, or a rejection a prompt does not cause, are not decoded twice
+    assert unprompted_if_looping(decode("転入届ですね。", "x"), prompt).text == "転入届ですね。" and asked == [prompt]
+    asked.clear()
+    low = dict(common, avg_logprob=-2.5)
+    assert unprompted_if_looping(lambda given: asked.append(given) or finish("床口です。", prompt=given, **low), prompt).rejected == "low_confidence"
+    assert asked == [prompt]
+    asked.clear()  # no prompt (a resident's language): nothing to take away
+    assert unprompted_if_looping(decode(looped, looped), "").rejected == "repetition" and asked == [""]

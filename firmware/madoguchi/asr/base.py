@@ -8,7 +8,7 @@ worker thread, one at a time per recognizer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -111,6 +111,23 @@ def finish(text: str, *, lang: str, lang_probability: float | None, lang_scores:
         partial=partial,
         lang_scores=dict(lang_scores),
     )
+
+
+# What a prompt can make of speech: the decoder led round the site's terms ("保険病悪ね、マイナンバー
+# カード、転入届、転入届、転入届…") or reciting them. The same audio without the prompt may read as a sentence.
+PROMPT_FAILURES = frozenset({"repetition", "hallucination"})
+
+
+def unprompted_if_looping(decode: Callable[[str], Transcription], prompt: str) -> Transcription:
+    """``decode(prompt)``, and once more without the prompt when those words loop or recite it; the
+    second words stand only if they pass the filters (one more pass, for those utterances only)."""
+    heard = decode(prompt)
+    if prompt and heard.rejected in PROMPT_FAILURES:
+        again = decode("")
+        if again.rejected is None:
+            log.debug("the prompt looped (%s); without it the words stand", heard.rejected)
+            return again
+    return heard
 
 
 def thresholds_from_settings(settings) -> RejectionThresholds:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from madoguchi.asr.base import Transcription, check_audio, check_languages, finish
+from madoguchi.asr.base import Transcription, check_audio, check_languages, finish, unprompted_if_looping
 from madoguchi.asr.errors import AsrEngineError, AsrModelFileError
 from madoguchi.asr.filters import RejectionThresholds
 from madoguchi.asr.langid import choose_language
@@ -100,8 +100,11 @@ class FasterWhisperRecognizer:
             else:
                 choice = choose_language(self.language_probabilities(encoded), identify_among, priors)
                 language, lang_probability, scores = choice.lang, choice.probability, choice.scores
+        return unprompted_if_looping(lambda vocabulary: self._decode(encoded, audio, language, lang_probability, scores, frames, partial, vocabulary),
+                                     self._prompts.get(language, ""))
+
+    def _decode(self, encoded, audio, language, lang_probability, scores, frames, partial, vocabulary: str) -> Transcription:
         tokenizer = self._tokenizer(language)
-        vocabulary = self._prompts.get(language, "")
         # Whisper's layout: <|startofprev|> previous text, then the task tokens (at most 223 prompt tokens)
         previous = [tokenizer.sot_prev, *tokenizer.encode(" " + vocabulary)[-MAX_PROMPT_TOKENS:]] if vocabulary else []
         prompt = [*previous, tokenizer.sot, tokenizer.language, tokenizer.transcribe, tokenizer.no_timestamps]

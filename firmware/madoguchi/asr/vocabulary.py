@@ -5,7 +5,8 @@ Whisper base writes a counter's words by sound: 転入届 comes out as 店入届
 it picks the site's spelling (on the bundled demo: 転入届, 住民票), for 0.1-0.3 s per utterance;
 the sentence around them speaks as a clerk does, so polite set phrases come out as such.
 Only the staff language gets a prompt: English clips decoded worse with one. The risk of a prompt is that noise gets transcribed as the prompt itself, so an
-output that recites three or more prompt terms in the prompt's order is rejected.
+output that recites three or more prompt terms in the prompt's order is rejected; speech the prompt
+led round in a loop is decoded once more without it (``asr.base.unprompted_if_looping``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from madoguchi.asr.base import Transcription, check_audio, check_languages, finish
+from madoguchi.asr.base import Transcription, check_audio, check_languages, finish, unprompted_if_looping
 from madoguchi.asr.errors import AsrEngineError, AsrModelFileError
 from madoguchi.asr.filters import RejectionThresholds
 from madoguchi.asr.langid import choose_language
@@ -166,7 +166,6 @@ class WhisperCppRecognizer:
             return self._transcribe(audio, language, identify_among, priors, partial)
 
     def _transcribe(self, audio, language, identify_among, priors, partial) -> Transcription:
-        pw = self._pw
         lang_probability, scores, mel_ready = None, {}, False
         if language is None:
             if len(identify_among) == 1:
@@ -177,10 +176,20 @@ class WhisperCppRecognizer:
         frames = self.window.frames(len(audio), partial=partial)
         params = self._greedy if partial else self._beam
         params.language = language
-        prompt = self._prompts.get(language, "")
-        params.initial_prompt = prompt
         params.audio_ctx = self._ctx_value(frames)
         params.max_tokens = tokens_budget(len(audio) / SAMPLE_RATE)
+
+        def decode(prompt: str) -> Transcription:
+            nonlocal mel_ready
+            params.initial_prompt = prompt
+            heard = self._decode(params, audio, mel_ready, language, lang_probability, scores, frames, partial, prompt)
+            mel_ready = False  # a second decode computes the mel again: the first one's state is spent
+            return heard
+
+        return unprompted_if_looping(decode, self._prompts.get(language, ""))
+
+    def _decode(self, params, audio, mel_ready, language, lang_probability, scores, frames, partial, prompt) -> Transcription:
+        pw = self._pw
         status = pw.whisper_full(self._ctx, params, audio, 0 if mel_ready else len(audio))
         if status != 0:
             raise AsrEngineError(f"whisper.cpp transcription failed (status {status})")
