@@ -249,5 +249,9 @@ def test_words_looping_round_the_prompt_are_decoded_again_without_it() -> None:
     low = dict(common, avg_logprob=-2.5)
     assert unprompted_if_looping(lambda given: asked.append(given) or finish("床口です。", prompt=given, **low), prompt).rejected == "low_confidence"
     assert asked == [prompt]
+    asked.clear()  # the prompt recited (noise under a prompt) stays rejected
+    recited = "住民票、在留カード、転入届。"
+    assert unprompted_if_looping(decode(recited, "x"), vocabulary_prompt(["住民票", "在留カード", "転入届"], "ja")).rejected == "hallucination"
+    assert asked == [vocabulary_prompt(["住民票", "在留カード", "転入届"], "ja")]
     asked.clear()  # no prompt (a resident's language): nothing to take away
     assert unprompted_if_looping(decode(looped, looped), "").rejected == "repetition" and asked == [""]

@@ -113,16 +113,14 @@ def finish(text: str, *, lang: str, lang_probability: float | None, lang_scores:
     )
 
 
-# What a prompt can make of speech: the decoder led round the site's terms ("保険病悪ね、マイナンバー
-# カード、転入届、転入届、転入届…") or reciting them. The same audio without the prompt may read as a sentence.
-PROMPT_FAILURES = frozenset({"repetition", "hallucination"})
-
-
 def unprompted_if_looping(decode: Callable[[str], Transcription], prompt: str) -> Transcription:
-    """``decode(prompt)``, and once more without the prompt when those words loop or recite it; the
-    second words stand only if they pass the filters (one more pass, for those utterances only)."""
+    """``decode(prompt)``, and once more without the prompt when those words loop: a prompt can lead
+    the decoder round the site's terms (保険病悪ね、マイナンバーカード、転入届、転入届、転入届…), and the
+    same audio without it may read as a sentence. The second words stand only if they pass the
+    filters (one more pass, for those utterances only). Not for a recited prompt or a known
+    hallucination: that is what noise under a prompt looks like, and noise should stay rejected."""
     heard = decode(prompt)
-    if prompt and heard.rejected in PROMPT_FAILURES:
+    if prompt and heard.rejected == "repetition":
         again = decode("")
         if again.rejected is None:
             log.debug("the prompt looped (%s); without it the words stand", heard.rejected)
