@@ -123,7 +123,7 @@ def unprompted_if_looping(decode: Callable[[str], Transcription], prompt: str) -
     if prompt and heard.rejected == "repetition":
         again = decode("")
         if again.rejected is None:
-            log.debug("the prompt looped (%s); without it the words stand", heard.rejected)
+            log.debug("the prompt looped; without it the words stand: %r", again.text)
             return again
     return heard
 
