@@ -1,10 +1,12 @@
-"""A clerk's set phrases come out as written at a reverberant counter, and are not made up.
+"""A clerk's set phrases and the site's terms come out as written at a reverberant counter, and
+set phrases are not made up.
 
 Whisper base hears a far-field かしこまりました as 歌詞が困りました, 歌詞が終わりました or nothing it
 trusts; the clerk's prompt (asr/vocabulary.py) speaks in the clerk's register, and then it writes
 the phrase. Real parts: a standard simulated counter (2 mics, RT60 0.9 s; kokoro clerk, espeak
 Indonesian resident), Silero, Whisper base through whisper.cpp, with the defaults; before the
-prompt had the phrases this scene showed neither of its two かしこまりました.
+prompt had the phrases this scene showed neither of its two かしこまりました, and 転出届け for the
+glossary's 転出届 before the site's terms were written as it writes them (mt/soundalike.py).
 """
 
 from __future__ import annotations
@@ -53,3 +55,10 @@ def test_no_set_phrase_is_shown_where_the_clerk_did_not_say_it(scene: Scene, rec
         for phrase in SET_PHRASES:
             if phrase in normalize(record["text"]) and not record["rejected"]:
                 assert phrase in truth, (record, truth)
+
+
+def test_the_clerks_terms_are_written_as_the_glossary_writes_them(scene: Scene, records: list[dict]) -> None:
+    owner = assign(scene.segments, records)
+    k = next(k for k, segment in enumerate(scene.segments) if segment.text.startswith("転出届ですね"))
+    shown = [r["text"] for r, o in zip(records, owner) if o == k and not r["rejected"]]
+    assert shown and shown[0].startswith("転出届ですね"), shown  # Whisper wrote 転出届けですね

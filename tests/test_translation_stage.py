@@ -62,6 +62,16 @@ def test_glossary_term_reaches_the_reader_even_when_the_model_mangles_its_placeh
     assert result.glossary_terms and "residence certificate" in result.glossary_terms[0].lower()
 
 
+def test_a_term_whisper_wrote_as_a_homophone_is_the_sites_term_on_screen_and_in_translation(stage: TranslationStage) -> None:
+    """Whisper wrote 住民表 for the 住民票 it heard: shown and translated as the glossary's term."""
+    heard = toy_sentence("ja", ["certificate", "need"]).replace("住民票", "住民表")
+    written = stage.as_the_site_writes(heard, "ja")
+    assert written == toy_sentence("ja", ["certificate", "need"])
+    assert "residence certificate" in stage.translate(written, "ja", "en").text.lower()
+    assert "residence certificate" not in stage.translate(heard, "ja", "en").text.lower()  # as heard, MT has no term to hold
+    assert stage.as_the_site_writes("Juminhyo please.", "en") == "Juminhyo please."  # only Japanese has a reader
+
+
 def test_no_model_for_the_pair_keeps_what_the_phrasebook_knows(stage: TranslationStage) -> None:
     result = stage.translate("ありがとうございます。" + toy_sentence("ja", ["photo"]), "ja", "th")  # the toy model has no Thai
     assert result.method == "phrasebook" and result.untranslated == 1

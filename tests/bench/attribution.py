@@ -12,8 +12,9 @@ stage of ours:
                  window, no rejection: the peer a single-mic box with perfect segmentation gets
   (b) segments   our front end's utterances, still channel 0, true language, full window
   (c) beam       our utterances' enhanced audio (the beam), true language, full window
-  (d) decoding   as (c) with our decoding: the fitted window, the rejection filters and the
+  (d) decoding   as (c) with our decoding: the fitted window, the rejection filters, the
                  clerk's prompt (the site glossary's terms in a clerk's sentence, for Japanese)
+                 and the glossary's terms written as it writes them (mt/soundalike.py)
   (e) pipeline   ``madoguchi replay``: language identification, retries, side by language, and
                  what the box does with early words (an unfinished sentence held open, a whole
                  reply shown at its pause), all
@@ -47,7 +48,7 @@ from madoguchi.app.parts import frontend_events, staff_prompts
 from madoguchi.asr.base import open_recognizer
 from madoguchi.config import AsrSettings, Settings, load_settings
 from madoguchi.events import Utterance
-from madoguchi.interpreter.translation import site_glossary
+from madoguchi.interpreter.translation import TranslationStage, site_glossary
 from madoguchi.replay import run_replay
 from madoguchi.timing import StageTimer
 from tests.asr_assets import CHARACTER_LANGS, cpu_name, error_counts, speech_model_store
@@ -131,6 +132,7 @@ class Attribution:
         self.ways = ways
         self._full = open_recognizer(AsrSettings(window="full", **NO_FILTERS), model_root=self.store.root)
         self._fitted = open_recognizer(AsrSettings(), model_root=self.store.root)
+        self._as_the_box = TranslationStage(None, None, None)  # (d) writes the site's terms as the box does
         self.tally = Tally()
         self.rows: list[dict] = []
 
@@ -160,7 +162,7 @@ class Attribution:
         tally.frontend = tally.frontend + frontend
 
         texts: dict[str, list[str]] = {"close-talk": self._close_talk_texts(scene), "oracle": self._oracle_texts(scene, audio)}
-        self._prompt_as_the_box(settings)
+        self._decode_as_the_box(settings)
         for way in ("segments", "beam", "decoding"):
             if way not in self.ways:
                 continue
@@ -244,12 +246,16 @@ class Attribution:
         if way == "segments":
             first = int(utterance.audio_start_s * FS)
             return self._transcribe(self._full, audio[first : first + len(utterance.audio), 0], lang, "asr segments")
-        recognizer = self._full if way == "beam" else self._fitted
-        return self._transcribe(recognizer, utterance.audio, lang, f"asr {way}")
+        if way == "beam":
+            return self._transcribe(self._full, utterance.audio, lang, "asr beam")
+        return self._as_the_box.as_the_site_writes(self._transcribe(self._fitted, utterance.audio, lang, "asr decoding"), lang)
 
-    def _prompt_as_the_box(self, settings: Settings) -> None:
-        """Way (d) decodes with the clerk's prompt the box gives Whisper (app/parts.py)."""
-        self._fitted.set_vocabulary(staff_prompts(settings, site_glossary(settings)))
+    def _decode_as_the_box(self, settings: Settings) -> None:
+        """Way (d) decodes with the clerk's prompt the box gives Whisper (app/parts.py) and writes
+        the site's terms as the box does (interpreter/translation.py)."""
+        glossary = site_glossary(settings)
+        self._fitted.set_vocabulary(staff_prompts(settings, glossary))
+        self._as_the_box = TranslationStage(None, glossary, None)
 
     def _transcribe(self, recognizer, audio: np.ndarray, lang: str, stage: str) -> str:
         if len(audio) < 0.1 * FS:

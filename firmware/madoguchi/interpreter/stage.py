@@ -80,6 +80,7 @@ class Interpreter:
         heard = self.recognizer.transcribe(utterance.audio, language=request.language, candidates=request.candidates, priors=request.priors)
         if heard.rejected == "low_confidence" and heard.lang_scores:
             heard = self._second_opinion(utterance, heard, budget_s=self._clock() - t0)
+        heard = dataclasses.replace(heard, text=self.translation.as_the_site_writes(heard.text, heard.lang))
         t1 = self._clock()
         side = policy.speaker_side(utterance, heard.lang, languages, counter.mode)
         translation = None
@@ -157,4 +158,4 @@ class Interpreter:
             heard = self.recognizer.transcribe(snapshot.audio, language=language, partial=True)
         if heard.rejected or not heard.text:
             return None
-        return Caption(snapshot.start_s, snapshot.at_s, snapshot.side, heard.lang, heard.text)
+        return Caption(snapshot.start_s, snapshot.at_s, snapshot.side, heard.lang, self.translation.as_the_site_writes(heard.text, heard.lang))

@@ -20,6 +20,7 @@ from madoguchi.mt.glossary import Glossary
 from madoguchi.mt.phrasebook import Phrasebook
 from madoguchi.mt.router import MachineTranslation
 from madoguchi.mt.sentences import join_clauses, join_sentences, split_clauses, split_sentences
+from madoguchi.mt.soundalike import SoundAlikeTerms
 from madoguchi.mt.termfile import pushed_files
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class TranslationStage:
         self.phrasebook = phrasebook
         self.glossary = glossary
         self.mt = mt
+        self._sound_alikes: dict[str, SoundAlikeTerms] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, model_root: Path | None = None) -> TranslationStage:
@@ -59,6 +61,15 @@ class TranslationStage:
     def close(self) -> None:
         if self.mt is not None:
             self.mt.close()
+
+    def as_the_site_writes(self, text: str, lang: str) -> str:
+        """Words heard in ``lang`` with the glossary's terms written as the glossary writes them where
+        Whisper wrote a homophone (mt/soundalike.py: Japanese, which has a reader)."""
+        if self.glossary is None or lang != "ja" or not text:
+            return text
+        if lang not in self._sound_alikes:
+            self._sound_alikes[lang] = SoundAlikeTerms(entry.renderings[lang].forms for entry in self.glossary.entries if lang in entry.renderings)
+        return self._sound_alikes[lang].respell(text)[0]
 
     def can_machine_translate(self, source: str, target: str) -> bool:
         return self.mt is not None and self.mt.can_translate(source, target)

@@ -70,6 +70,13 @@ def _edit_cost(a: Sequence[T], b: Sequence[T], sub: Callable[[T, T], float], ind
     return prev[-1]
 
 
+def edit_distance(a: Sequence[T], b: Sequence[T]) -> int:
+    """Plain Levenshtein distance between two sequences (of characters, words, morae)."""
+    if _rf_levenshtein is not None:
+        return int(_rf_levenshtein.distance(a, b))
+    return round(_edit_cost(a, b, lambda x, y: 1.0, lambda x: 1.0))
+
+
 def similarity(a: str, b: str) -> float:
     """Plain normalised Levenshtein similarity, 1 - distance / longer length."""
     if not a and not b:

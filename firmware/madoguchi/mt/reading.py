@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from madoguchi.mt.textnorm import normalise
 
@@ -191,23 +191,47 @@ def read(normal: str, *, alternatives: bool = False) -> Reading | None:
     with _STATE.lock:
         if not _STATE.load() or not normal:
             return None
-        words: list[tuple[list[str], bool]] = []  # katakana readings (the tagger's first), in hiragana
-        for node in _STATE.tagger.parseToNodeList(normal):
-            surface = node.surface
-            if not surface:
-                continue
-            if surface.isdecimal():  # an amount or a count: one unit, compared by value
-                words.append(([surface], False))
-                continue
-            readings = [_pron(node)]
-            if words and readings[0][:1] in _SMALL and len(words[-1][0]) == 1 and not words[-1][0][0].isdecimal():
-                last, light = words.pop()  # odd kana spellings split a mora (ひ|ょー): join it again
-                words.append(([last[0] + readings[0]], light and _hiragana(surface)))
-                continue
-            if alternatives and len(surface) == 1 and _is_kanji(surface):
-                readings += _sino(surface)
-            words.append((readings, _hiragana(surface)))
-        return Reading(tuple(Segment(tuple(dict.fromkeys(_unit(r) for r in readings)), light) for readings, light in words))
+        parsed = _parse(normal, alternatives)
+    return Reading(tuple(Segment(tuple(dict.fromkeys(_unit(r) for r in word.readings)), word.light) for word in parsed))
+
+
+def words(text: str) -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] | None:
+    """Each word of ``text`` as written, with the space before it, and its readings in morae (the
+    tagger's first, then a lone kanji's Sino-Japanese ones); None when there is no reader. Joined
+    in order the written words are the text."""
+    with _STATE.lock:
+        if not _STATE.load():
+            return None
+        parsed = _parse(text, alternatives=True)
+    return tuple((word.space + word.surface, tuple(dict.fromkeys(_unit(r) for r in word.readings))) for word in parsed)
+
+
+class _Word(NamedTuple):
+    space: str  # what the tagger skipped before it
+    surface: str
+    readings: list[str]  # katakana, the tagger's first
+    light: bool  # in hiragana
+
+
+def _parse(text: str, alternatives: bool) -> list[_Word]:
+    """The tagger's words (caller holds the lock)."""
+    parsed: list[_Word] = []
+    for node in _STATE.tagger.parseToNodeList(text):
+        surface = node.surface
+        if not surface:
+            continue
+        if surface.isdecimal():  # an amount or a count: one unit, compared by value
+            parsed.append(_Word(node.white_space, surface, [surface], False))
+            continue
+        readings = [_pron(node)]
+        if parsed and readings[0][:1] in _SMALL and len(parsed[-1].readings) == 1 and not parsed[-1].readings[0].isdecimal():
+            last = parsed.pop()  # odd kana spellings split a mora (ひ|ょー): join it again
+            parsed.append(_Word(last.space, last.surface + node.white_space + surface, [last.readings[0] + readings[0]], last.light and _hiragana(surface)))
+            continue
+        if alternatives and len(surface) == 1 and _is_kanji(surface):
+            readings += _sino(surface)
+        parsed.append(_Word(node.white_space, surface, readings, _hiragana(surface)))
+    return parsed
 
 
 def _unit(reading: str) -> tuple[str, ...]:
