@@ -101,6 +101,39 @@ def test_words_settled_before_the_close_are_all_the_talker_said(runs) -> None:
         assert not said_after, (run.scene.spec.name, words.end_s, said_after)
 
 
+def _heard_as(runs, scene: str, said: str) -> list[tuple[str, float, float]]:
+    """(side, start, end) of the utterances that overlap what a talker ``said`` in ``scene``."""
+    run = next(r for r, _ in runs if r.scene.spec.name.startswith(scene))
+    truth = next(t for t in run.scene.segments if t.text == said)
+    return [(u.side, u.start_s, u.end_s) for u in run.utterances if u.start_s < truth.end_s and u.end_s > truth.start_s]
+
+
+def test_a_talker_keeps_their_words_when_the_other_side_answers(runs) -> None:
+    """An utterance's side is corrected from all of its speech only early in it (pipeline
+    ``SIDE_FROM_ALL_SPEECH_MS``). Late, the resident's answer had the whole utterance given to them:
+    the clerk's そうです。 (RT60 0.7 s) went out as the resident's, one utterance with their Thanks."""
+    assert [side for side, _, _ in _heard_as(runs, "s20-", "そうです。")] == ["staff"]
+
+
+def test_speech_before_a_change_of_turn_from_the_new_talker_stays_theirs(runs) -> None:
+    """RT60 0.8 s: the clerk's first frames pointed at the resident, and what looked like the clerk
+    taking the turn was the clerk going on. By all its direction the speech before it was the
+    clerk's, so it is one utterance (it was two, 印鑑登録を / ご希望ですか)."""
+    assert [side for side, _, _ in _heard_as(runs, "s14-", "印鑑登録をご希望ですか。")] == ["staff"]
+
+
+def test_a_piece_where_the_talker_spoke_less_than_speech_needs_is_not_an_utterance() -> None:
+    """Closed by a turn, a far-field piece trimmed to its talker's own stretch (frontend/trim.py)
+    kept one frame: Whisper wrote 届けですね。 for 32 ms. Shorter than ``min_speech_ms`` it is
+    rejected as too short, as the endpointer rejects such speech before it opens an utterance."""
+    from tests.sim.catalog import farfield_scenes
+
+    run = run_scene(build_scene(next(spec for spec in farfield_scenes() if spec.name.startswith("ff03-"))))
+    floor = run.settings.vad.min_speech_ms / 1000
+    assert min(u.end_s - u.start_s for u in run.utterances) >= floor - 1e-6
+    assert any(r.reason == "too_short" and r.end_s - r.start_s < floor for r in run.rejected)  # the piece is there
+
+
 def test_every_utterance_has_a_beam_covering_its_speech(runs) -> None:
     for run, _ in runs:
         for u in run.utterances:

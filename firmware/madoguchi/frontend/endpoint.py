@@ -192,6 +192,11 @@ def with_side(state: EndpointState, side: str) -> EndpointState:
     return replace(state, side=side, challenge=0, challenge_start=-1)
 
 
+def started_at(state: EndpointState, start: int) -> EndpointState:
+    """The open utterance began at ``start``: the speech before its turn began was its talker's too."""
+    return replace(state, start=start) if state.phase is Phase.SPEECH else state
+
+
 def _close(start: int, end: int, reason: str, timing: EndpointTiming) -> Event:
     if end - start < timing.min_utterance_frames:
         return Discarded(start, end)

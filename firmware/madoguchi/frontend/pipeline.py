@@ -46,6 +46,10 @@ TRIMMED_TAIL_MS = 480
 # Paused words settle this long after the endpointer would have closed them in a silent room: a
 # talker who resumes just after a hangover-long pause (a clerk's comma) is heard resuming first.
 SETTLE_MARGIN_MS = 160
+# An open utterance's side is corrected from all of its speech so far only this early in it (a
+# stray first frame opened it as the other's). Later, the other side's voice is their turn: the
+# talker's words so far are kept as theirs (late flips gave the resident the clerk's そうです。).
+SIDE_FROM_ALL_SPEECH_MS = 640
 UNFINISHED_HOLD_MS = 800  # more silence an utterance waits when ASR heard its words stop mid-sentence
 SPEAKER_HINT_S = 0.4  # an utterance this long says who is speaking (faces, side LEDs)
 BACKGROUND_POWER_RATE = 0.05  # per learning frame: a time constant of about 1.3 s
@@ -79,6 +83,7 @@ class Frontend:
         self._pre_roll = round(settings.vad.pre_roll_ms / 1000 / FRAME_S)
         self._trimmed_tail = round(TRIMMED_TAIL_MS / 1000 / FRAME_S)
         self._settle_margin = round(SETTLE_MARGIN_MS / 1000 / FRAME_S)
+        self._flip_frames = round(SIDE_FROM_ALL_SPEECH_MS / 1000 / FRAME_S)
         self._unfinished_hold = round(UNFINISHED_HOLD_MS / 1000 / FRAME_S)
         self._hold_request: float | None = None  # hold_unfinished's, until the next frame takes it up
         ring_frames = self._timing.max_utterance_frames + self._timing.hangover_frames + self._unfinished_hold + self._pre_roll + 2
@@ -242,7 +247,8 @@ class Frontend:
             return evidence
         weighted = self._weighted(evidence, observed.cross)
         with self._stage("spatial"):
-            if not state.challenge and self._accumulated is not None and self._gate.side_of(self._accumulated + weighted) == evidence.side:
+            if (not state.challenge and self._accumulated is not None and index - state.start < self._flip_frames
+                    and self._gate.side_of(self._accumulated + weighted) == evidence.side):
                 # All of the utterance so far says it is this frame's side: a stray first frame opened it as the other's.
                 self._state = endpoint.with_side(state, evidence.side)
                 return evidence
@@ -304,10 +310,13 @@ class Frontend:
 
     def _handle(self, ep_events: tuple[endpoint.Event, ...]) -> list[FrontendEvent]:
         events: list[FrontendEvent] = []
+        merged = False  # the turn just closed is the new talker's too: their utterance goes on from its start
         for k, event in enumerate(ep_events):
             if not isinstance(event, endpoint.Paused):
                 self._paused = None
-            if isinstance(event, endpoint.Opened):
+            if isinstance(event, endpoint.Opened) and merged:
+                merged = False
+            elif isinstance(event, endpoint.Opened):
                 self._accumulated = self._since(event.start)
                 self._speaker_told = False
                 events.append(SpeechStarted(round(event.start * FRAME_S, 3)))
@@ -326,9 +335,21 @@ class Frontend:
                 following = ep_events[k + 1] if k + 1 < len(ep_events) else None
                 next_start = following.start if isinstance(following, endpoint.Opened) else None
                 if next_start is not None and self._accumulated is not None and event.reason == "turn":
-                    self._accumulated -= self._since(next_start)  # those frames are the next turn's
+                    before = self._accumulated - self._since(next_start)  # those frames are the next turn's
+                    if self._same_talker_before_turn(before):
+                        self._state, merged = endpoint.started_at(self._state, event.start), True
+                        continue
+                    self._accumulated = before
                 events.append(self._finish_utterance(event, next_start))
         return events
+
+    def _same_talker_before_turn(self, before: np.ndarray) -> bool:
+        """The speech before a change of turn comes from the new turn's side, by all of its
+        direction: it opened as the other side's on a few misleading frames, and what the
+        endpointer took for a new turn is the same talker going on."""
+        with self._stage("doa"):
+            decision = decide_side(self._srp.response(before), self.settings.sides, self._previous_side)
+        return not decision.off_counter and decision.side == self._state.side
 
     def _words_settled(self) -> list[FrontendEvent]:
         """The latest pause again, settled, once the hangover has passed since it with nothing that
@@ -368,6 +389,9 @@ class Frontend:
         first_own, stop_own = talker_span(*self._ring.evidence(start, end), decision.side)
         start, end = start + first_own, start + stop_own
         start_s, end_s = start * FRAME_S, end * FRAME_S
+        if end - start < self._timing.min_speech_frames:
+            # The talker's own stretch of it is shorter than speech has to be to open an utterance.
+            return UtteranceRejected(round(start_s, 3), round(end_s, 3), "too_short")
         with self._stage("beam"):
             first = max(0, start - self._pre_roll)
             stop = min(self._frame, end + self._trimmed_tail, next_start if next_start is not None else self._frame)
