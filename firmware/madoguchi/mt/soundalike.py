@@ -22,9 +22,9 @@ A correct sentence must never change, so the rules are narrow:
 - Words already written as one of the entry's forms stay as they are, and so do words that
   contain another entry's form as written.
 
-Measured on the attribution benchmark's stored pipeline texts (README "Measured"): every change
-made on the three scene sets was to the term the clerk said; none on the 293 sentences of the
-seed article and the phrasebook.
+Checked on 1,594 Japanese texts (Whisper's decodes in the attribution benchmark's three scene
+sets, the tests' data, the phrasebook, the article the project grew from): every change was to
+the term the clerk said (README "Measured").
 
 Without a reader (fugashi, unidic-lite) nothing is respelled.
 """
