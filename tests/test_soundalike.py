@@ -33,6 +33,7 @@ def site() -> SoundAlikeTerms:
     ("ざいりゅうかーどを見せてください。", "在留カードを見せてください。"),  # written out in kana
     ("委員官登録をご希望ですか。", "印鑑登録をご希望ですか。"),  # one drawn-out vowel too many (イーンカン)
     ("転出届けですね。 材流カードは", "転出届ですね。 在留カードは"),  # the space Whisper put in stays
+    (" 手数量は300円です。 ", " 手数料は300円です。 "),  # and the spaces at either end
 ])
 def test_a_term_heard_as_a_homophone_is_written_as_the_site_writes_it(site: SoundAlikeTerms, heard: str, written: str) -> None:
     assert site.respell(heard)[0] == written

@@ -198,7 +198,7 @@ def read(normal: str, *, alternatives: bool = False) -> Reading | None:
 def words(text: str) -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] | None:
     """Each word of ``text`` as written, with the space before it, and its readings in morae (the
     tagger's first, then a lone kanji's Sino-Japanese ones); None when there is no reader. Joined
-    in order the written words are the text."""
+    in order the written words are the text, but for spaces at its end."""
     with _STATE.lock:
         if not _STATE.load():
             return None

@@ -87,6 +87,9 @@ class SoundAlikeTerms:
         if not forms:
             return text, ()
         assert parsed is not None
+        rest = text[len("".join(surface for surface, _ in parsed)):]  # the tagger leaves trailing spaces out
+        if "".join(surface for surface, _ in parsed) + rest != text:
+            return text, ()  # the tagger dropped something inside: better as heard than a character lost
         out: list[str] = []
         changes: list[Respelling] = []
         i = 0
@@ -104,7 +107,7 @@ class SoundAlikeTerms:
             i = stop
         if changes:
             log.debug("wrote %s as the glossary writes them (same sound)", ", ".join(f"{c.heard} as {c.term}" for c in changes))
-        return "".join(out), tuple(changes)
+        return "".join(out) + rest, tuple(changes)
 
     def _best(self, parsed: Sequence[tuple[str, tuple[tuple[str, ...], ...]]], first: int, forms: Sequence[_Form]) -> tuple[int, _Form, int] | None:
         """The closest form the words from ``first`` sound like: (after the last word, form, edits)."""
