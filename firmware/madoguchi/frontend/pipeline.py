@@ -28,7 +28,7 @@ from madoguchi.frontend.elsewhere import Elsewhere, Stretch
 from madoguchi.frontend.enhance import NoiseCovariance, enhanced_beam
 from madoguchi.frontend.level import BackgroundLevel, frame_level_db
 from madoguchi.frontend.ring import FrameRing
-from madoguchi.frontend.sides import decide_side
+from madoguchi.frontend.sides import SideDecision, decide_side
 from madoguchi.frontend.spatial import SpatialGate
 from madoguchi.frontend.trim import murmur_since, talker_span
 from madoguchi.frontend.vad import FRAME_SAMPLES
@@ -160,7 +160,7 @@ class Frontend:
             # The talker paused: the words so far are being interpreted already (SpeechPaused), and
             # whose the speech after the pause is stays open until turn_frames of it are heard.
             return None
-        decision = decide_side(self._srp.response(self._accumulated), self.settings.sides, self._previous_side)
+        decision = self._side_of_all(self._accumulated)
         if decision.off_counter:
             return None
         first = max(0, state.start - self._pre_roll)
@@ -303,7 +303,7 @@ class Frontend:
             return []
         self._speaker_told = True
         with self._stage("doa"):
-            decision = decide_side(self._srp.response(self._accumulated), self.settings.sides, self._previous_side)
+            decision = self._side_of_all(self._accumulated)
         if decision.off_counter:
             return []
         return [SpeakerHeard(round(state.start * FRAME_S, 3), round(self._frame * FRAME_S, 3), decision.side)]
@@ -334,22 +334,24 @@ class Frontend:
             else:
                 following = ep_events[k + 1] if k + 1 < len(ep_events) else None
                 next_start = following.start if isinstance(following, endpoint.Opened) else None
+                decision = None
                 if next_start is not None and self._accumulated is not None and event.reason == "turn":
                     before = self._accumulated - self._since(next_start)  # those frames are the next turn's
-                    if self._same_talker_before_turn(before):
+                    with self._stage("doa"):
+                        decision = self._side_of_all(before)
+                    if not decision.off_counter and decision.side == self._state.side:
+                        # By all of its direction the speech before the turn is the new talker's: it
+                        # opened as the other side's on a few misleading frames, and the turn is
+                        # that talker going on, one utterance from its start.
                         self._state, merged = endpoint.started_at(self._state, event.start), True
                         continue
                     self._accumulated = before
-                events.append(self._finish_utterance(event, next_start))
+                events.append(self._finish_utterance(event, next_start, decision))
         return events
 
-    def _same_talker_before_turn(self, before: np.ndarray) -> bool:
-        """The speech before a change of turn comes from the new turn's side, by all of its
-        direction: it opened as the other side's on a few misleading frames, and what the
-        endpointer took for a new turn is the same talker going on."""
-        with self._stage("doa"):
-            decision = decide_side(self._srp.response(before), self.settings.sides, self._previous_side)
-        return not decision.off_counter and decision.side == self._state.side
+    def _side_of_all(self, accumulated: np.ndarray | None) -> SideDecision:
+        """The side that all the speech summed in ``accumulated`` points to."""
+        return decide_side(self._srp.response(accumulated), self.settings.sides, self._previous_side)
 
     def _words_settled(self) -> list[FrontendEvent]:
         """The latest pause again, settled, once the hangover has passed since it with nothing that
@@ -370,20 +372,23 @@ class Frontend:
             return []
         return [SpeechPaused(dataclasses.replace(paused.utterance, decided_at_s=round(self._frame * FRAME_S, 3), close_reason="settled"))]
 
-    def _finish_utterance(self, closed: endpoint.Closed, next_start: int | None = None) -> Utterance | UtteranceRejected:
+    def _finish_utterance(self, closed: endpoint.Closed, next_start: int | None = None, decision: SideDecision | None = None) -> Utterance | UtteranceRejected:
         accumulated = self._accumulated
         self._accumulated = None
-        result = self._utterance(closed.start, closed.end, closed.reason, accumulated, next_start)
+        result = self._utterance(closed.start, closed.end, closed.reason, accumulated, next_start, decision)
         if isinstance(result, Utterance):
             self._previous_side = result.side
         return result
 
-    def _utterance(self, start: int, end: int, reason: str, accumulated: np.ndarray | None, next_start: int | None = None) -> Utterance | UtteranceRejected:
+    def _utterance(self, start: int, end: int, reason: str, accumulated: np.ndarray | None, next_start: int | None = None,
+                   decision: SideDecision | None = None) -> Utterance | UtteranceRejected:
         """Side and beam for the speech in frames [start, end), cut down to the talker's own
-        stretch of it (frontend/trim.py); changes no state (a pause asks too)."""
+        stretch of it (frontend/trim.py); changes no state (a pause asks too). ``decision``: the
+        side of ``accumulated`` when the caller has it already."""
         start_s, end_s = start * FRAME_S, end * FRAME_S
-        with self._stage("doa"):
-            decision = decide_side(self._srp.response(accumulated), self.settings.sides, self._previous_side)
+        if decision is None:
+            with self._stage("doa"):
+                decision = self._side_of_all(accumulated)
         if decision.off_counter:
             return UtteranceRejected(start_s, end_s, "off_counter", decision.azimuth_deg)
         first_own, stop_own = talker_span(*self._ring.evidence(start, end), decision.side)

@@ -44,7 +44,7 @@ class TranslationStage:
         self.phrasebook = phrasebook
         self.glossary = glossary
         self.mt = mt
-        self._sound_alikes: dict[str, SoundAlikeTerms] = {}
+        self._japanese_terms: SoundAlikeTerms | None = None  # built on first use
 
     @classmethod
     def from_settings(cls, settings: Settings, model_root: Path | None = None) -> TranslationStage:
@@ -67,9 +67,9 @@ class TranslationStage:
         Whisper wrote a homophone (mt/soundalike.py: Japanese, which has a reader)."""
         if self.glossary is None or lang != "ja" or not text:
             return text
-        if lang not in self._sound_alikes:
-            self._sound_alikes[lang] = SoundAlikeTerms(entry.renderings[lang].forms for entry in self.glossary.entries if lang in entry.renderings)
-        return self._sound_alikes[lang].respell(text)[0]
+        if self._japanese_terms is None:
+            self._japanese_terms = SoundAlikeTerms(entry.renderings["ja"].forms for entry in self.glossary.entries if "ja" in entry.renderings)
+        return self._japanese_terms.respell(text)[0]
 
     def can_machine_translate(self, source: str, target: str) -> bool:
         return self.mt is not None and self.mt.can_translate(source, target)

@@ -87,9 +87,10 @@ class SoundAlikeTerms:
         if not forms:
             return text, ()
         assert parsed is not None
-        rest = text[len("".join(surface for surface, _ in parsed)):]  # the tagger leaves trailing spaces out
-        if "".join(surface for surface, _ in parsed) + rest != text:
+        tagged = "".join(surface for surface, _ in parsed)
+        if not text.startswith(tagged):
             return text, ()  # the tagger dropped something inside: better as heard than a character lost
+        rest = text[len(tagged):]  # the tagger leaves trailing spaces out
         out: list[str] = []
         changes: list[Respelling] = []
         i = 0
@@ -111,7 +112,7 @@ class SoundAlikeTerms:
 
     def _best(self, parsed: Sequence[tuple[str, tuple[tuple[str, ...], ...]]], first: int, forms: Sequence[_Form]) -> tuple[int, _Form, int] | None:
         """The closest form the words from ``first`` sound like: (after the last word, form, edits)."""
-        best: tuple[int, int, _Form] | None = None  # (edits, -words, form)
+        best: tuple[int, int, _Form] | None = None  # (edits, after the last word, form)
         heard: list[tuple[str, ...]] = [()]  # the ways the words so far can be read
         for stop in range(first + 1, min(len(parsed), first + MAX_WORDS) + 1):
             heard = [before + way for before in heard for way in parsed[stop - 1][1]][:MAX_READINGS]
@@ -125,15 +126,12 @@ class SoundAlikeTerms:
                     continue  # already the term, as the site writes it or as a variant
                 if any(other.entry != form.entry and other.text in written for other in forms):
                     continue  # another of the site's terms, as written (住民税の映し is not 住民票の写し)
-                if best is not None and (best[0], best[1]) <= (edits, first - stop):
-                    continue
+                if best is not None and (best[0], -best[1]) <= (edits, -stop):
+                    continue  # as close already, over as many words or more
                 if any(other.entry != form.entry and edit_distance(morae, other.morae) <= 2 * edits for morae in heard for other in forms):
                     continue  # sounds as much (a blurred beat: nearly as much) like another term: not ours to choose
-                best = (edits, first - stop, form)
-        if best is None:
-            return None
-        edits, minus_words, form = best
-        return first - minus_words, form, edits
+                best = (edits, stop, form)
+        return None if best is None else (best[1], best[2], best[0])
 
 
 def _edits(heard: tuple[str, ...], term: tuple[str, ...]) -> int | None:
